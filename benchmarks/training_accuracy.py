@@ -1,0 +1,132 @@
+"""Fine-tune on a public dataset and record accuracy and wall time.
+
+One command per figure in the README::
+
+    .venv/bin/python benchmarks/training_accuracy.py banking77
+    .venv/bin/python benchmarks/training_accuracy.py sst2
+
+Reads the datasets from ``../shared/datasets`` (override with ``--datasets``),
+trains through ``training.trainer.ClassifierTrainer`` exactly as
+``python -m training`` does, writes the artifact under ``models/benchmarks/``
+and the results to ``benchmarks/results/training_<dataset>_<device>.json``
+plus the test confusion-matrix PNG. Runs without Rasa (GPU machine too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import shutil
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from training.arguments import DataArguments, TrainArguments  # noqa: E402
+from training.trainer import ClassifierTrainer  # noqa: E402
+
+# name -> (task, train file, test file, data options, training options)
+RECIPES: dict[str, dict] = {
+    "banking77": {
+        "task": "intent",
+        "train": "banking77/train.csv",
+        "test": "banking77/test.csv",
+        "data": {"text_column": "text", "label_column": "category"},
+        "train_args": {"epochs": 4, "learning_rate": 2e-4, "max_length": 64},
+    },
+    "sst2": {
+        "task": "sentiment",
+        "train": "sst2/train.tsv",
+        "test": "sst2/dev.tsv",
+        "data": {
+            "text_column": "sentence",
+            "label_column": "label",
+            "label_map": {"0": "negative", "1": "positive"},
+            "validation_split": 0.02,
+        },
+        "train_args": {"epochs": 2, "learning_rate": 1e-4, "max_length": 64,
+                       "warmup_ratio": 0.06},
+    },
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("dataset", choices=sorted(RECIPES))
+    parser.add_argument("--datasets", type=Path, default=ROOT.parent / "shared" / "datasets",
+                        help="folder holding the public datasets (default: %(default)s)")
+    parser.add_argument("--base-model", help="encoder checkpoint (default: packaged MiniLM)")
+    parser.add_argument("--name", default="minilm", help="encoder name used in file names")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--epochs", type=float, help="override the recipe's epochs")
+    parser.add_argument("--learning-rate", type=float, help="override the recipe's rate")
+    parser.add_argument("--batch-size", type=int, help="override the batch size (32)")
+    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
+    options = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+
+    recipe = RECIPES[options.dataset]
+    overrides = {key: value for key, value in (
+        ("epochs", options.epochs), ("learning_rate", options.learning_rate),
+        ("batch_size", options.batch_size)) if value is not None}
+    output = ROOT / "models" / "benchmarks" / f"{options.dataset}_{options.name}"
+    data_args = DataArguments(path=options.datasets / recipe["train"],
+                              test_path=options.datasets / recipe["test"], **recipe["data"])
+    train_args = TrainArguments(task=recipe["task"], output_dir=output, overwrite=True,
+                                base_model=options.base_model, device=options.device,
+                                **(recipe["train_args"] | overrides))
+    trainer = ClassifierTrainer(data_args, train_args)
+    started = time.perf_counter()
+    result = trainer.run()
+    wall = time.perf_counter() - started
+
+    import torch
+
+    device = trainer.device.type
+    hardware = {
+        "device": device,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(0) if device == "cuda" else None,
+        "platform": platform.platform(),
+    }
+    test = result.results["test"]
+    record = {
+        "benchmark": f"fine-tune {options.name} on {options.dataset}",
+        "command": "python benchmarks/training_accuracy.py " + " ".join(sys.argv[1:]),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "hardware": hardware,
+        "wall_seconds": round(wall, 1),
+        "step_seconds": result.step_seconds,
+        "epochs_trained": result.results.get("epochs_trained"),
+        "train_examples": len(trainer.train_set),
+        "validation_examples": len(trainer.validation_set),
+        "test_examples": test["examples"],
+        "test_accuracy": round(test["accuracy"], 4),
+        "test_macro_f1": round(test["macro_f1"], 4),
+        "test_ece": round(test["ece"], 4),
+        "validation_accuracy": round(result.results["validation"]["accuracy"], 4),
+        "suggested_fallback_threshold": result.results["validation"]["fallback"]["threshold"],
+        "arguments": result.info.training_arguments,
+        "versions": result.info.versions,
+    }
+    options.results.mkdir(parents=True, exist_ok=True)
+    stem = f"training_{options.dataset}_{options.name}_{device}"
+    (options.results / f"{stem}.json").write_text(json.dumps(record, indent=2) + "\n")
+    png = output / "confusion_test.png"
+    if png.exists():
+        shutil.copy(png, options.results / f"{stem}_confusion.png")
+    print(json.dumps({key: record[key] for key in
+                      ("benchmark", "wall_seconds", "test_accuracy", "test_macro_f1")}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

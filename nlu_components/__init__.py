@@ -1,0 +1,15 @@
+"""Rasa NLU components over the classifiers of ``training``.
+
+Import cost is kept low: torch and transformers load inside ``train()`` and
+``load()``. One component per module:
+
+- ``TransformerIntentClassifier``: fine-tuned intent classifier
+- ``SentimentAnalyzer``: adds ``sentiment`` to every message
+"""
+
+from __future__ import annotations
+
+from nlu_components.sentiment_analyzer import SentimentAnalyzer
+from nlu_components.transformer_intent_classifier import TransformerIntentClassifier
+
+__all__ = ["SentimentAnalyzer", "TransformerIntentClassifier"]

@@ -1,0 +1,170 @@
+"""Sentiment of every user message, from a fine-tuned classifier (see ``training``).
+
+Adds ``sentiment`` to each message, visible in ``/model/parse`` and in
+``tracker.latest_message`` on the action server::
+
+    {"label": "negative", "confidence": 0.93,
+     "scores": {"negative": 0.93, "neutral": 0.05, "positive": 0.02}}
+
+The artifact comes from ``python -m training sentiment``; ``rasa train``
+checks it and stores a copy in the Rasa model, so the model is self-contained.
+If the classifier fails while serving, intents keep working: the error is
+logged once and messages simply carry no sentiment.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.shared.exceptions import InvalidConfigException
+from rasa.shared.nlu.constants import TEXT
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from nlu_components import _shared
+
+logger = logging.getLogger(__name__)
+
+NAME = "SentimentAnalyzer"
+SENTIMENT = "sentiment"
+
+
+@dataclass(frozen=True)
+class SentimentConfig:
+    """The component's options (see ``get_default_config`` for their meaning)."""
+
+    model_path: str = "models/sentiment"
+    predict_batch_size: int = 64
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        _shared.check_type(NAME, "model_path", self.model_path, str,
+                           "give the directory written by `python -m training sentiment`")
+        _shared.check_type(NAME, "predict_batch_size", self.predict_batch_size, int,
+                           "give a whole number")
+        if self.predict_batch_size < 1:
+            raise _shared.invalid(NAME, "predict_batch_size", self.predict_batch_size,
+                                  "use 1 or more")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise _shared.invalid(NAME, "device", self.device, "use auto, cpu or cuda")
+
+
+def to_sentiment(prediction: Any) -> dict[str, Any]:
+    """The ``sentiment`` value (plain floats and strings) of a ``Prediction``."""
+    return {
+        "label": prediction.label,
+        "confidence": prediction.confidence,
+        "scores": dict(prediction.ranking),
+    }
+
+
+# Placed where intent classifiers run: after tokenizers and featurizers, and
+# only while predicting (it sets no intent).
+@DefaultV1Recipe.register(
+    DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True
+)
+class SentimentAnalyzer(GraphComponent):
+    """Adds the ``sentiment`` of each message with a fine-tuned classifier."""
+
+    @staticmethod
+    def get_default_config() -> dict[str, Any]:
+        """Options and their defaults."""
+        return {
+            # Artifact of `python -m training sentiment` (`make run` writes this
+            # one from data/sentiment/); relative to the project directory.
+            "model_path": "models/sentiment",
+            # Messages per forward pass.
+            "predict_batch_size": 64,
+            # auto (CUDA when present), cpu or cuda.
+            "device": "auto",
+        }
+
+    @staticmethod
+    def required_packages() -> list[str]:
+        """Packages imported when loading."""
+        return ["torch", "transformers"]
+
+    @classmethod
+    def fingerprint_addon(cls, config: dict[str, Any]) -> str | None:
+        """The artifact's content, so a retrained one is not taken from the cache."""
+        path = config.get("model_path") or cls.get_default_config()["model_path"]
+        return _shared.artifact_fingerprint(_shared.resolve_path(path))
+
+    def __init__(self, config: SentimentConfig, model_storage: ModelStorage,
+                 resource: Resource, predictor: Any = None) -> None:
+        self.config = config
+        self._model_storage = model_storage
+        self._resource = resource
+        self._predictor = predictor
+        self._failed = False
+
+    @classmethod
+    def create(cls, config: dict[str, Any], model_storage: ModelStorage, resource: Resource,
+               execution_context: ExecutionContext) -> SentimentAnalyzer:
+        """A new component, before its artifact is stored."""
+        return cls(_shared.parse_config(SentimentConfig, config, NAME), model_storage, resource)
+
+    def train(self, training_data: TrainingData) -> Resource:
+        """Checks the configured artifact and stores a copy in the Rasa model."""
+        from training.exceptions import TrainingError
+        from training.model import ArtifactInfo, check_checkpoint
+
+        source = _shared.resolve_path(self.config.model_path)
+        try:
+            info = ArtifactInfo.read(source)
+            check_checkpoint(source, role="artifact")
+        except TrainingError as error:
+            raise InvalidConfigException(
+                f"{NAME}: 'model_path: {self.config.model_path}' cannot be used: {error}. "
+                "Train it with `make sentiment-model` or `python -m training sentiment`."
+            ) from None
+        if info.task != "sentiment":
+            raise _shared.invalid(NAME, "model_path", self.config.model_path,
+                                  f"it holds a {info.task} model; train one with "
+                                  "`python -m training sentiment`")
+        with self._model_storage.write_to(self._resource) as directory:
+            _shared.copy_artifact(source, Path(directory))
+        return self._resource
+
+    @classmethod
+    def load(cls, config: dict[str, Any], model_storage: ModelStorage, resource: Resource,
+             execution_context: ExecutionContext, **kwargs: Any) -> SentimentAnalyzer:
+        """Loads the stored artifact once."""
+        from training.exceptions import TrainingError
+        from training.predict import Predictor
+
+        parsed = _shared.parse_config(SentimentConfig, config, NAME)
+        try:
+            with model_storage.read_from(resource) as directory:
+                predictor = Predictor.load(directory, device=parsed.device,
+                                           expected_task="sentiment")
+        except (ValueError, TrainingError) as error:
+            raise InvalidConfigException(
+                f"{NAME}: the stored sentiment model cannot be loaded ({error}); "
+                "run `rasa train` again."
+            ) from None
+        return cls(parsed, model_storage, resource, predictor)
+
+    def process(self, messages: list[Message]) -> list[Message]:
+        """Sets ``sentiment`` on every message, in one batched pass."""
+        if self._predictor is None or not messages:
+            return messages
+        texts = [message.get(TEXT) or "" for message in messages]
+        try:
+            predictions = self._predictor.predict(texts,
+                                                  batch_size=self.config.predict_batch_size)
+        except Exception:  # noqa: BLE001 - sentiment is optional, intents must go on
+            if not self._failed:
+                logger.exception("%s failed; messages go on without sentiment", NAME)
+                self._failed = True
+            return messages
+        for message, prediction in zip(messages, predictions):
+            message.set(SENTIMENT, to_sentiment(prediction), add_to_output=True)
+        return messages

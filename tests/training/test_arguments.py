@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from training.arguments import DataArguments, TrainArguments
+from training.exceptions import ArgumentsError
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "fix"),
+    [
+        ("task", "ner", "use one of intent, sentiment"),
+        ("epochs", 0, "more than 0 epochs"),
+        ("learning_rate", 0, "small positive value"),
+        ("learning_rate", 3, "small positive value"),
+        ("batch_size", 0, "use 1 or more"),
+        ("eval_batch_size", -1, "use 1 or more"),
+        ("max_length", 4, "between 8 and"),
+        ("warmup_ratio", 1.0, r"fraction in \[0, 1\)"),
+        ("weight_decay", -0.1, "0 or more"),
+        ("dropout", 1.0, r"fraction in \[0, 1\)"),
+        ("pooling", "max", "use one of mean, cls"),
+        ("early_stopping_patience", -1, "0 \\(off\\) or more"),
+        ("device", "tpu", "use one of auto, cpu, cuda"),
+        ("num_threads", 0, "use 1 or more"),
+    ],
+)
+def test_train_arguments_name_field_value_and_fix(field: str, value: object, fix: str) -> None:
+    with pytest.raises(ArgumentsError, match=rf"{field}={value!r} is invalid: .*{fix}"):
+        TrainArguments(**{field: value})
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("data_format", "xml"), ("validation_split", 0.9), ("validation_split", -0.1),
+     ("text_column", ""), ("label_column", "")],
+)
+def test_data_arguments_refuse_bad_values(field: str, value: object) -> None:
+    with pytest.raises(ArgumentsError, match=f"{field}="):
+        DataArguments(path="x.csv", **{field: value})
+
+
+def test_defaults_are_the_measured_recipe_and_paths_become_paths() -> None:
+    args = TrainArguments(output_dir="out")
+
+    assert (args.epochs, args.learning_rate, args.pooling) == (4.0, 2e-4, "mean")
+    assert args.output_dir == Path("out")
+    assert DataArguments(path="d.csv", test_path="t.csv").test_path == Path("t.csv")
+    assert args.to_dict()["output_dir"] == "out"
+
+
+def test_arguments_are_frozen() -> None:
+    args = TrainArguments()
+
+    with pytest.raises(AttributeError):
+        args.epochs = 1  # type: ignore[misc]

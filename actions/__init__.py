@@ -6,6 +6,7 @@ reads the classifiers' output from the tracker.
 
 from __future__ import annotations
 
+from actions.fallback import ActionHandleFallback
 from actions.forms import ValidateAddressForm, ValidateCancelForm, ValidateOrderForm
 from actions.handoff import ActionHandoff
 from actions.orders import (
@@ -19,6 +20,7 @@ __all__ = [
     "ActionCancelOrder",
     "ActionChangeAddress",
     "ActionHandleOrderRequest",
+    "ActionHandleFallback",
     "ActionHandoff",
     "ActionProductAvailability",
     "ValidateAddressForm",

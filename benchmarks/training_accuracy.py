@@ -75,6 +75,7 @@ def main() -> int:
     parser.add_argument("--epochs", type=float, help="override the recipe's epochs")
     parser.add_argument("--learning-rate", type=float, help="override the recipe's rate")
     parser.add_argument("--batch-size", type=int, help="override the batch size (32)")
+    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: all)")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
     options = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -88,6 +89,7 @@ def main() -> int:
                               test_path=options.datasets / recipe["test"], **recipe["data"])
     train_args = TrainArguments(task=recipe["task"], output_dir=output, overwrite=True,
                                 base_model=options.base_model, device=options.device,
+                                num_threads=options.threads,
                                 **(recipe["train_args"] | overrides))
     trainer = ClassifierTrainer(data_args, train_args)
     started = time.perf_counter()

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from rasa.shared.exceptions import InvalidConfigException
+from rasa.shared.nlu.constants import TEXT
 
 ConfigT = TypeVar("ConfigT")
 
@@ -98,7 +99,46 @@ def copy_artifact(source: Path, target: Path) -> None:
             shutil.copytree(path, target / path.name, dirs_exist_ok=True)
 
 
-def training_error_to_config_error(component: str, key: str, value: object,
-                                   error: Exception) -> InvalidConfigException:
-    """Rewords a ``training`` error about a configured path as a config error."""
-    return InvalidConfigException(f"{component}: '{key}: {value}' cannot be used: {error}")
+def checked_artifact(component: str, model_path: str, task: str) -> tuple[Path, Any]:
+    """Resolves ``model_path`` and reads its ``ArtifactInfo``, refusing other tasks.
+
+    Raises:
+        InvalidConfigException: naming ``model_path``, what is wrong and how to train one.
+    """
+    from training.exceptions import TrainingError
+    from training.model import ArtifactInfo, check_checkpoint
+
+    source = resolve_path(model_path)
+    try:
+        info = ArtifactInfo.read(source)
+        check_checkpoint(source, role="artifact")
+    except TrainingError as error:
+        raise InvalidConfigException(
+            f"{component}: 'model_path: {model_path}' cannot be used: {error}. "
+            f"Train one with `python -m training {task}`."
+        ) from None
+    if info.task != task:
+        raise invalid(component, "model_path", model_path,
+                      f"it holds a {info.task} model; train one with `python -m training {task}`")
+    return source, info
+
+
+def load_predictor(component: str, model_storage: Any, resource: Any, device: str,
+                   task: str) -> Any:
+    """Loads the artifact stored in Rasa's model by ``train()``, once per server start."""
+    from training.exceptions import TrainingError
+    from training.predict import Predictor
+
+    try:
+        with model_storage.read_from(resource) as directory:
+            return Predictor.load(directory, device=device, expected_task=task)
+    except (ValueError, TrainingError) as error:
+        raise InvalidConfigException(
+            f"{component}: the stored {task} model cannot be loaded ({error}); "
+            "run `rasa train` again."
+        ) from None
+
+
+def message_texts(messages: list[Any]) -> list[str]:
+    """The texts to classify; a message without text is classified as empty."""
+    return [message.get(TEXT) or "" for message in messages]

@@ -23,8 +23,6 @@ from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
-from rasa.shared.exceptions import InvalidConfigException
-from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
@@ -113,22 +111,7 @@ class SentimentAnalyzer(GraphComponent):
 
     def train(self, training_data: TrainingData) -> Resource:
         """Checks the configured artifact and stores a copy in the Rasa model."""
-        from training.exceptions import TrainingError
-        from training.model import ArtifactInfo, check_checkpoint
-
-        source = _shared.resolve_path(self.config.model_path)
-        try:
-            info = ArtifactInfo.read(source)
-            check_checkpoint(source, role="artifact")
-        except TrainingError as error:
-            raise InvalidConfigException(
-                f"{NAME}: 'model_path: {self.config.model_path}' cannot be used: {error}. "
-                "Train it with `make sentiment-model` or `python -m training sentiment`."
-            ) from None
-        if info.task != "sentiment":
-            raise _shared.invalid(NAME, "model_path", self.config.model_path,
-                                  f"it holds a {info.task} model; train one with "
-                                  "`python -m training sentiment`")
+        source, _ = _shared.checked_artifact(NAME, self.config.model_path, "sentiment")
         with self._model_storage.write_to(self._resource) as directory:
             _shared.copy_artifact(source, Path(directory))
         return self._resource
@@ -137,26 +120,16 @@ class SentimentAnalyzer(GraphComponent):
     def load(cls, config: dict[str, Any], model_storage: ModelStorage, resource: Resource,
              execution_context: ExecutionContext, **kwargs: Any) -> SentimentAnalyzer:
         """Loads the stored artifact once."""
-        from training.exceptions import TrainingError
-        from training.predict import Predictor
-
         parsed = _shared.parse_config(SentimentConfig, config, NAME)
-        try:
-            with model_storage.read_from(resource) as directory:
-                predictor = Predictor.load(directory, device=parsed.device,
-                                           expected_task="sentiment")
-        except (ValueError, TrainingError) as error:
-            raise InvalidConfigException(
-                f"{NAME}: the stored sentiment model cannot be loaded ({error}); "
-                "run `rasa train` again."
-            ) from None
+        predictor = _shared.load_predictor(NAME, model_storage, resource, parsed.device,
+                                           "sentiment")
         return cls(parsed, model_storage, resource, predictor)
 
     def process(self, messages: list[Message]) -> list[Message]:
         """Sets ``sentiment`` on every message, in one batched pass."""
         if self._predictor is None or not messages:
             return messages
-        texts = [message.get(TEXT) or "" for message in messages]
+        texts = _shared.message_texts(messages)
         try:
             predictions = self._predictor.predict(texts,
                                                   batch_size=self.config.predict_batch_size)

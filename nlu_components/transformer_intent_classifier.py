@@ -200,19 +200,7 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
         return self._resource
 
     def _store_artifact(self, directory: Path, intents: set[str]) -> None:
-        from training.exceptions import TrainingError
-        from training.model import ArtifactInfo
-
-        source = _shared.resolve_path(self.config.model_path)
-        try:
-            info = ArtifactInfo.read(source)
-        except TrainingError as error:
-            raise _shared.training_error_to_config_error(
-                NAME, "model_path", self.config.model_path, error) from None
-        if info.task != "intent":
-            raise _shared.invalid(NAME, "model_path", self.config.model_path,
-                                  f"it holds a {info.task} model; train one with "
-                                  "`python -m training intent`")
+        source, info = _shared.checked_artifact(NAME, self.config.model_path, "intent")
         mismatch = label_mismatch(info.labels, intents)
         if mismatch:
             raise InvalidConfigException(
@@ -251,25 +239,15 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
     def load(cls, config: dict[str, Any], model_storage: ModelStorage, resource: Resource,
              execution_context: ExecutionContext, **kwargs: Any) -> TransformerIntentClassifier:
         """Loads the stored artifact once, for every message to come."""
-        from training.exceptions import TrainingError
-        from training.predict import Predictor
-
         parsed = _shared.parse_config(IntentClassifierConfig, config, NAME)
-        try:
-            with model_storage.read_from(resource) as directory:
-                predictor = Predictor.load(directory, device=parsed.device,
-                                           expected_task="intent")
-        except (ValueError, TrainingError) as error:
-            raise InvalidConfigException(
-                f"{NAME}: the trained model cannot be loaded ({error}); run `rasa train` again."
-            ) from None
+        predictor = _shared.load_predictor(NAME, model_storage, resource, parsed.device, "intent")
         return cls(parsed, model_storage, resource, predictor)
 
     def process(self, messages: list[Message]) -> list[Message]:
         """Sets ``intent`` and ``intent_ranking`` on every message, in one batched pass."""
         if self._predictor is None or not messages:
             return messages
-        texts = [message.get(TEXT) or "" for message in messages]
+        texts = _shared.message_texts(messages)
         predictions = self._predictor.predict(texts, batch_size=self.config.predict_batch_size)
         for message, prediction in zip(messages, predictions):
             intent, ranking = to_rasa_intent(prediction, self.config.ranking_length)

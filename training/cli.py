@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from training.arguments import DataArguments, TrainArguments
-from training.exceptions import ArgumentsError, TrainingError
+from training.exceptions import ArgumentsError, DataError, TrainingError
 
 logger = logging.getLogger("training")
 
@@ -202,8 +202,6 @@ def run_evaluation(args: argparse.Namespace) -> dict:
     label_ids = {label: i for i, label in enumerate(predictor.labels)}
     unknown = sorted(set(dataset.labels) - set(label_ids))
     if unknown:
-        from training.exceptions import DataError
-
         raise DataError(f"labels unknown to the model: {', '.join(unknown[:10])} "
                         "(use --label-map to rename them)")
     started = time.perf_counter()

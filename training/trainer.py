@@ -135,6 +135,7 @@ class ClassifierTrainer:
         self.device = resolve_device(train_args.device)
         self.base_model = train_args.base_model or default_base_model()
         self.dataset: LabelledTexts | None = None
+        self.data_fingerprint = ""
         self.test_set: LabelledTexts | None = None
         self.train_set: LabelledTexts | None = None
         self.validation_set: LabelledTexts | None = None
@@ -167,6 +168,7 @@ class ClassifierTrainer:
         else:
             self.dataset = load_labelled(self.data_args.path, self.data_args, "training data")
         data_module.require_labels(self.dataset, source=str(self.data_args.path))
+        self.data_fingerprint = self.dataset.fingerprint()
         self.labels = self.dataset.label_names
         if self.args.task == "sentiment":
             check_sentiment_labels(self.labels)
@@ -312,7 +314,7 @@ class ClassifierTrainer:
             pooling=self.args.pooling,
             base_model=str(self.base_model),
             training_arguments=self.args.to_dict() | {"data": _data_summary(self.data_args)},
-            data_fingerprint=self.dataset.fingerprint() if self.dataset else "",
+            data_fingerprint=self.data_fingerprint,
             metrics=summary,
             versions=library_versions(),
         )

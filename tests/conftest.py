@@ -135,3 +135,21 @@ def tiny_sentiment_artifact(tiny_checkpoint: Path,
     """A sentiment artifact (negative, neutral, positive) trained once; read-only."""
     return _train_tiny_artifact(tmp_path_factory.mktemp("tiny-sentiment"), tiny_checkpoint,
                                 "sentiment", SENTIMENT_TEMPLATES)
+
+
+# The served assistant: trained once per test session, shared by every
+# end-to-end test (tests/test_assistant.py, the browser test, the action flows).
+@pytest.fixture(scope="session")
+def assistant_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`make run`'s training steps: the default sentiment model, then `rasa train`."""
+    from tests.served import train_assistant
+
+    return train_assistant(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def served(assistant_model: Path, tmp_path_factory: pytest.TempPathFactory):
+    """`rasa run --enable-api` and the action server on free localhost ports."""
+    from tests.served import serve_assistant
+
+    yield from serve_assistant(assistant_model, tmp_path_factory)

@@ -1,0 +1,120 @@
+"""The served assistant for end-to-end tests: `make run`'s training steps and
+`rasa run --enable-api` plus the action server on free localhost ports.
+
+The fixtures are session-scoped (see tests/conftest.py) so every end-to-end test
+shares one trained model and one pair of servers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SENTIMENT_MODEL = ROOT / "models" / "sentiment"
+ENV = os.environ | {"RASA_TELEMETRY_ENABLED": "false", "HF_HUB_OFFLINE": "1",
+                    "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def run(*args: str, timeout: int = 1200, **kwargs) -> subprocess.CompletedProcess:
+    """Runs a command in the project directory; output is kept for failure messages."""
+    return subprocess.run(list(args), cwd=ROOT, env=ENV, capture_output=True, text=True,
+                          timeout=timeout, **kwargs)
+
+
+def tail(process: subprocess.CompletedProcess, lines: int = 40) -> str:
+    return "\n".join((process.stdout + process.stderr).splitlines()[-lines:])
+
+
+def train_assistant(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`make run`'s training steps: the default sentiment model, then `rasa train`."""
+    if not (SENTIMENT_MODEL / "classifier.json").is_file():
+        trained = run(str(BIN / "python"), "-m", "training", "sentiment", "--data",
+                      "data/sentiment/customer_service.csv", "--output", str(SENTIMENT_MODEL),
+                      "--overwrite", "--epochs", "8")
+        assert trained.returncode == 0, tail(trained)
+    out = tmp_path_factory.mktemp("rasa-model")
+    trained = run(str(BIN / "rasa"), "train", "--fixed-model-name", "assistant", "--out",
+                  str(out))
+    assert trained.returncode == 0, tail(trained)
+    return out / "assistant.tar.gz"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.read()
+
+
+def post(url: str, payload: dict) -> object:
+    request = urllib.request.Request(url, data=json.dumps(payload).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read())
+
+
+def wait_until_up(url: str, processes: list[subprocess.Popen], seconds: int = 240) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for process in processes:
+            assert process.poll() is None, f"{process.args[:3]} exited during start-up"
+        try:
+            get(url)
+            return
+        except OSError:
+            time.sleep(1)
+    raise AssertionError(f"{url} did not come up in {seconds} s")
+
+
+def serve_assistant(assistant_model: Path,
+                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """`rasa run --enable-api` and the action server on free localhost ports."""
+    work = tmp_path_factory.mktemp("served")
+    rasa_port, actions_port = free_port(), free_port()
+    database = work / "tracker.db"
+    endpoints = work / "endpoints.yml"
+    endpoints.write_text(
+        f'action_endpoint:\n  url: "http://127.0.0.1:{actions_port}/webhook"\n'
+        f'tracker_store:\n  type: SQL\n  dialect: "sqlite"\n  db: "{database}"\n')
+    logs = [(work / name).open("w") for name in ("actions.log", "rasa.log")]
+    processes = [
+        subprocess.Popen([str(BIN / "rasa"), "run", "actions", "--actions", "actions",
+                          "--port", str(actions_port)], cwd=ROOT,
+                         env=ENV | {"SANIC_HOST": "127.0.0.1"}, stdout=logs[0],
+                         stderr=subprocess.STDOUT),
+        subprocess.Popen([str(BIN / "rasa"), "run", "--enable-api", "--interface", "127.0.0.1",
+                          "--port", str(rasa_port), "--model", str(assistant_model),
+                          "--endpoints", str(endpoints), "--credentials", "credentials.yml"],
+                         cwd=ROOT, env=ENV, stdout=logs[1], stderr=subprocess.STDOUT),
+    ]
+    try:
+        wait_until_up(f"http://127.0.0.1:{actions_port}/health", processes)
+        wait_until_up(f"http://127.0.0.1:{rasa_port}/status", processes)
+        yield {"url": f"http://127.0.0.1:{rasa_port}", "database": database, "work": work}
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        for log in logs:
+            log.close()
+
+

@@ -10,7 +10,7 @@ export TOKENIZERS_PARALLELISM := false
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: run test test-fast install clean-models help
+.PHONY: run test test-fast install chromium clean-models help
 
 help:
 	@echo "make run        install, train the classifiers and the assistant, serve it"
@@ -29,9 +29,25 @@ $(STAMP): requirements.txt | $(PY)
 	$(PY) -m pip check
 	@touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) chromium
 
-test: $(STAMP)
+# The web chat browser test (tests/bot/test_webchat_browser.py) drives Debian's Chromium
+# at $(CHROMIUM); installed with apt-get (through sudo when not root) if it is missing.
+# Without apt-get it stops with a message, unless ALLOW_NO_BROWSER=1 (the test then skips).
+CHROMIUM := /usr/bin/chromium
+chromium:
+	@if [ -x $(CHROMIUM) ]; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "$(CHROMIUM) is missing and apt-get is not available to install Debian's chromium." >&2; \
+	  echo "Install Chromium so that $(CHROMIUM) exists, or set ALLOW_NO_BROWSER=1 to skip the browser test." >&2; \
+	  [ "$${ALLOW_NO_BROWSER:-}" = 1 ] && exit 0 || exit 1; \
+	fi; \
+	sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	echo "installing Debian's chromium for the browser test ($(CHROMIUM) is missing)"; \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update && \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
+
+test: $(STAMP) chromium
 	$(PY) -m pytest
 
 test-fast: $(STAMP)

@@ -1,29 +1,37 @@
 """The async action server (rasa-sdk): ``rasa run actions --actions actions``.
 
-Torch and transformers stay off this import path: the action server only
-reads the classifiers' output from the tracker.
+torch and sentence-transformers stay off this import path: the FAQ encoder
+imports them when the action server builds its services at start-up.
 """
 
 from __future__ import annotations
 
+from actions.answers import ActionAnswerFaq
+from actions.complaints import ActionFileComplaint, ValidateComplaintForm
 from actions.fallback import ActionHandleFallback
 from actions.forms import ValidateAddressForm, ValidateCancelForm, ValidateOrderForm
-from actions.handoff import ActionHandoff
+from actions.handoff import ActionHandoff, ActionHandoffPending
 from actions.orders import (
     ActionCancelOrder,
     ActionChangeAddress,
     ActionHandleOrderRequest,
     ActionProductAvailability,
 )
+from actions.payments import ActionPaymentTriage
 
 __all__ = [
+    "ActionAnswerFaq",
     "ActionCancelOrder",
     "ActionChangeAddress",
-    "ActionHandleOrderRequest",
+    "ActionFileComplaint",
     "ActionHandleFallback",
+    "ActionHandleOrderRequest",
     "ActionHandoff",
+    "ActionHandoffPending",
+    "ActionPaymentTriage",
     "ActionProductAvailability",
     "ValidateAddressForm",
     "ValidateCancelForm",
+    "ValidateComplaintForm",
     "ValidateOrderForm",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from abc import ABCMeta, abstractmethod
 from typing import Any
@@ -9,7 +10,11 @@ from typing import Any
 from rasa_sdk import FormValidationAction, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.base import BACKEND_DOWN_TEXT
+from actions.exceptions import BackendError
 from actions.services import Services, default_services, parse_order_id
+
+logger = logging.getLogger(__name__)
 
 _ADDRESS_LENGTH = (10, 200)
 _HAS_LETTER = re.compile(r"[^\W\d_]")
@@ -45,7 +50,13 @@ class OrderIdValidation(FormValidationAction, metaclass=ABCMeta):
                 text="That doesn't look like an order number: it has exactly 5 digits, "
                      "like 12345. You'll find it in your confirmation email.")
             return {"order_id": None}
-        order = await self.services.backend.get_order(order_id)
+        try:
+            order = await self.services.backend.get_order(order_id)
+        except BackendError as error:
+            logger.error("%s failed for conversation %s: %s", self.name(), tracker.sender_id,
+                         error)
+            dispatcher.utter_message(text=BACKEND_DOWN_TEXT)
+            return {"order_id": None}
         if order is None:
             dispatcher.utter_message(
                 text=f"I can't find an order {order_id}. Could you check the number?")

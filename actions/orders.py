@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-from abc import ABCMeta, abstractmethod
 from typing import Any
 
-from rasa_sdk import Action, Tracker
+from rasa_sdk import Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.backend import Order
-from actions.services import Services, default_services
+from actions.base import ServiceAction
+from actions.services import parse_order_id
 
 
-class ServiceAction(Action, metaclass=ABCMeta):
-    """An action with ``Services`` (the default ones when rasa-sdk creates it).
-
-    Abstract, so that rasa-sdk does not register it as an action itself.
-    """
-
-    def __init__(self, services: Services | None = None) -> None:
-        self.services = services or default_services()
-
-    @abstractmethod
-    def name(self) -> str:
-        """The action's name in the domain."""
+async def slot_order(action: ServiceAction, tracker: Tracker) -> Order | None:
+    """The order named by the ``order_id`` slot; ``None`` if malformed or unknown."""
+    order_id = parse_order_id(tracker.get_slot("order_id"))
+    return await action.services.backend.get_order(order_id) if order_id else None
 
 
 def _items(order: Order) -> str:
@@ -71,10 +63,9 @@ class ActionHandleOrderRequest(ServiceAction):
     def name(self) -> str:
         return "action_handle_order_request"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  domain: dict[str, Any]) -> list[EventType]:
-        order_id = tracker.get_slot("order_id")
-        order = await self.services.backend.get_order(order_id) if order_id else None
+    async def serve(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                    domain: dict[str, Any]) -> list[EventType]:
+        order = await slot_order(self, tracker)
         if order is None:
             dispatcher.utter_message(text="Sorry, I couldn't find that order.")
             return [SlotSet("order_id", None)]
@@ -109,10 +100,9 @@ class ActionCancelOrder(ServiceAction):
     def name(self) -> str:
         return "action_cancel_order"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  domain: dict[str, Any]) -> list[EventType]:
-        order_id = tracker.get_slot("order_id")
-        order = await self.services.backend.get_order(order_id) if order_id else None
+    async def serve(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                    domain: dict[str, Any]) -> list[EventType]:
+        order = await slot_order(self, tracker)
         reset = [SlotSet("cancel_confirmed", None)]
         if order is None:
             dispatcher.utter_message(text="Sorry, I couldn't find that order.")
@@ -123,7 +113,12 @@ class ActionCancelOrder(ServiceAction):
         elif not tracker.get_slot("cancel_confirmed"):
             dispatcher.utter_message(response="utter_keep_order")
         else:
-            await self.services.backend.cancel_order(order.order_id)
+            order = await self.services.backend.cancel_order(order.order_id)
+            if order.status != "cancelled":  # it shipped in the meantime
+                dispatcher.utter_message(text=(
+                    f"Sorry, order {order.order_id} has just left our warehouse and can't be "
+                    "cancelled any more."))
+                return reset
             dispatcher.utter_message(text=(
                 f"Done: order {order.order_id} is cancelled. Your refund is on its way and "
                 "reaches your account within 5-7 working days."))
@@ -136,11 +131,10 @@ class ActionChangeAddress(ServiceAction):
     def name(self) -> str:
         return "action_change_address"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  domain: dict[str, Any]) -> list[EventType]:
-        order_id = tracker.get_slot("order_id")
+    async def serve(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                    domain: dict[str, Any]) -> list[EventType]:
         address = tracker.get_slot("new_address")
-        order = await self.services.backend.get_order(order_id) if order_id else None
+        order = await slot_order(self, tracker)
         if order is None or not address:
             dispatcher.utter_message(text="Sorry, I couldn't change the address.")
         elif not order.can_be_changed:
@@ -148,7 +142,12 @@ class ActionChangeAddress(ServiceAction):
                 f"Sorry, order {order.order_id} has already left our warehouse, so its address "
                 "can't be changed any more."))
         else:
-            await self.services.backend.change_address(order.order_id, address)
+            order = await self.services.backend.change_address(order.order_id, address)
+            if order.address != address:  # it shipped in the meantime
+                dispatcher.utter_message(text=(
+                    f"Sorry, order {order.order_id} has just left our warehouse, so its "
+                    "address can't be changed any more."))
+                return [SlotSet("new_address", None)]
             dispatcher.utter_message(text=(
                 f"Done: order {order.order_id} will be delivered to {address}."))
         return [SlotSet("new_address", None)]
@@ -160,8 +159,8 @@ class ActionProductAvailability(ServiceAction):
     def name(self) -> str:
         return "action_product_availability"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  domain: dict[str, Any]) -> list[EventType]:
+    async def serve(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                    domain: dict[str, Any]) -> list[EventType]:
         product = next(tracker.get_latest_entity_values("product"), None)
         product = product or tracker.get_slot("product")
         if not product:

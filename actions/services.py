@@ -1,31 +1,74 @@
 """What the actions are built with, passed in rather than read from globals.
 
 rasa-sdk creates actions without arguments; they then share the default
-``Services`` (the embedded demo backend). Tests construct actions with their own.
+``Services``, built once per action-server process from ``Settings.from_env()``:
+the SQL backend, the FAQ retriever (its embeddings computed here, at start-up)
+and the ``/model/parse`` client. Tests construct actions with their own.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from actions.backend import DemoBackend, OrderBackend
+from actions.backend import OrderBackend
+from actions.db import SqlBackend
+from actions.exceptions import ActionServerError
+from actions.faq import FaqRetriever, SentenceTransformerEncoder, load_knowledge_base
+from actions.nlu_client import RasaParseClient, TextClassifier
+from actions.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 _ORDER_ID = re.compile(r"(?<!\d)\d{5}(?!\d)")
 
 
 @dataclass
 class Services:
-    """The action server's dependencies."""
+    """The action server's dependencies.
 
-    backend: OrderBackend = field(default_factory=DemoBackend)
+    Attributes:
+        settings: The configuration.
+        backend: The shop database.
+        faq: The FAQ retriever; ``None`` when it could not be built (the FAQ
+            action then offers a human).
+        classifier: Classifies free text through the Rasa server.
+    """
+
+    settings: Settings = field(default_factory=Settings)
+    backend: OrderBackend | None = None
+    faq: FaqRetriever | None = None
+    classifier: TextClassifier | None = None
+
+    def __post_init__(self) -> None:
+        if self.backend is None:
+            self.backend = SqlBackend(self.settings.database_url,
+                                      seed=self.settings.seed_demo_data)
+        if self.classifier is None:
+            self.classifier = RasaParseClient(self.settings.rasa_url,
+                                              token=self.settings.rasa_token,
+                                              timeout_s=self.settings.parse_timeout_s)
+
+
+def build_services(settings: Settings) -> Services:
+    """Services for ``settings``, with the FAQ embeddings computed now."""
+    faq = None
+    try:
+        faq = FaqRetriever(load_knowledge_base(settings.knowledge_base),
+                           SentenceTransformerEncoder(settings.faq_model), settings.faq_threshold)
+    except (ActionServerError, OSError, ValueError) as error:
+        logger.error("FAQ answers are off: %s", error)
+    return Services(settings=settings, faq=faq)
 
 
 @lru_cache(maxsize=1)
 def default_services() -> Services:
     """One shared instance per action-server process."""
-    return Services()
+    settings = Settings.from_env()
+    logger.info("action server settings: %s", settings.redacted())
+    return build_services(settings)
 
 
 def parse_order_id(text: object) -> str | None:

@@ -5,11 +5,13 @@ Import cost is kept low: torch and transformers load inside ``train()`` and
 
 - ``TransformerIntentClassifier``: fine-tuned intent classifier
 - ``SentimentAnalyzer``: adds ``sentiment`` to every message
+- ``SentimentEscalationPolicy``: hands angry customers to a human (a dialogue policy)
 """
 
 from __future__ import annotations
 
 from nlu_components.sentiment_analyzer import SentimentAnalyzer
+from nlu_components.sentiment_escalation_policy import SentimentEscalationPolicy
 from nlu_components.transformer_intent_classifier import TransformerIntentClassifier
 
-__all__ = ["SentimentAnalyzer", "TransformerIntentClassifier"]
+__all__ = ["SentimentAnalyzer", "SentimentEscalationPolicy", "TransformerIntentClassifier"]

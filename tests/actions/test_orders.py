@@ -22,7 +22,7 @@ from tests.actions.conftest import texts
         ("55120", "refund_status", "is being processed"),
         ("90871", "refund_status", "has been paid"),
         ("12345", "refund_status", "There is no refund on order 12345"),
-        ("55120", "return_item", "Your return reference is R-55120-001"),
+        ("55120", "return_item", "Your return reference is R-55120-"),
         ("48213", "return_item", "you can cancel it instead"),
         ("12345", "return_item", "still on its way"),
         ("90871", "return_item", "nothing to return"),
@@ -98,3 +98,37 @@ async def test_product_availability(services, dispatcher, make_tracker, product,
     await ActionProductAvailability(services).run(dispatcher, tracker, {})
 
     assert expected in texts(dispatcher)[0]
+
+
+@pytest.mark.parametrize("order_id", ["1234", "12a45", "1234; DROP TABLE orders", "12345 or 48213", "", None])
+async def test_malformed_order_number_is_not_found(services, dispatcher, make_tracker,
+                                                   order_id) -> None:
+    events = await ActionHandleOrderRequest(services).run(
+        dispatcher, make_tracker({"order_id": order_id}), {})
+
+    assert "couldn't find" in texts(dispatcher)[0]
+    assert events == [SlotSet("order_id", None)]
+
+
+@pytest.mark.parametrize("action", [ActionHandleOrderRequest, ActionCancelOrder,
+                                    ActionChangeAddress, ActionProductAvailability])
+async def test_locked_database_gets_a_clear_message(services, dispatcher, make_tracker, caplog,
+                                                    database_url, action) -> None:
+    import sqlite3
+
+    tracker = make_tracker({"order_id": "48213", "cancel_confirmed": True,
+                            "new_address": "5 New Street, Leeds LS1 1AA"},
+                           entities=[{"entity": "product", "value": "yoga mat"}])
+    locker = sqlite3.connect(database_url.removeprefix("sqlite+aiosqlite:///"))
+    locker.execute("BEGIN EXCLUSIVE")
+    try:
+        events = await action(services).run(dispatcher, tracker, {})
+    finally:
+        locker.rollback()
+        locker.close()
+
+    assert events == []
+    assert texts(dispatcher) == [
+        "Sorry, I can't reach our order system right now. Please try again in a few minutes, "
+        "or ask me for a human colleague."]
+    assert "database is locked" in caplog.text

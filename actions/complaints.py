@@ -1,0 +1,97 @@
+"""Complaints: the customer's own words become a routed ticket for a human.
+
+The description is classified by the assistant's own models through the Rasa
+server's ``/model/parse`` (department from the intent, priority from the
+sentiment). When that call fails the ticket is still created, marked unrouted.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from rasa_sdk import FormValidationAction, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions import escalation
+from actions.backend import NewTicket
+from actions.base import ServiceAction
+from actions.exceptions import ParseError
+from actions.nlu_client import Parsed
+from actions.services import parse_order_id
+from actions.settings import EscalationRules
+
+logger = logging.getLogger(__name__)
+
+MAX_DESCRIPTION_CHARS = 5000
+# A description says what went wrong: at least this many words besides the
+# generic ones of "I want to make a formal complaint".
+MIN_CONTENT_WORDS = 3
+_GENERIC_WORDS = frozenset(
+    "i i'd id want would like to make file lodge register submit a an formal complaint "
+    "complain complaining about the please".split())
+
+
+class ValidateComplaintForm(FormValidationAction):
+    """Asks again when the description is too short to act on."""
+
+    def name(self) -> str:
+        return "validate_complaint_form"
+
+    async def validate_complaint_description(
+            self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+            domain: dict[str, Any]) -> dict[str, Any]:
+        text = " ".join(str(slot_value or "").split())[:MAX_DESCRIPTION_CHARS].strip()
+        return {"complaint_description": text if describes_a_problem(text) else None}
+
+
+def describes_a_problem(text: str) -> bool:
+    """Whether ``text`` says what went wrong, beyond "I want to complain"."""
+    words = [w.strip(".,!?;:'\"()") for w in text.lower().split()]
+    return sum(1 for w in words if w and w not in _GENERIC_WORDS) >= MIN_CONTENT_WORDS
+
+
+def routing(parsed: Parsed | None, rules: EscalationRules) -> tuple[str, str, bool]:
+    """``(department, priority, routed)`` from the classifiers' view of a complaint."""
+    if parsed is None:
+        return "unrouted", "normal", False
+    turn = escalation.sentiment_turn({"sentiment": parsed.sentiment, "intent":
+                                      {"name": parsed.intent}})
+    if escalation.escalation_reason([turn], rules) == escalation.STRONGLY_NEGATIVE:
+        priority = "urgent"
+    else:
+        priority = "high" if escalation.is_negative(turn, rules) else "normal"
+    return escalation.department(parsed.intent), priority, True
+
+
+class ActionFileComplaint(ServiceAction):
+    """Classifies the complaint, opens a routed ticket, tells the customer its reference."""
+
+    def name(self) -> str:
+        return "action_file_complaint"
+
+    async def serve(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                    domain: dict[str, Any]) -> list[EventType]:
+        description = str(tracker.get_slot("complaint_description") or "")
+        parsed: Parsed | None = None
+        try:
+            parsed = await self.services.classifier.parse(description)
+        except ParseError as error:
+            logger.error("complaint of conversation %s not routed: %s", tracker.sender_id, error)
+        rules = self.services.settings.escalation
+        department, priority, routed = routing(parsed, rules)
+        ticket = await self.services.backend.create_ticket(NewTicket(
+            sender_id=tracker.sender_id, reason=escalation.COMPLAINT,
+            intent=parsed.intent if parsed else "", priority=priority, department=department,
+            routed=routed, order_id=parse_order_id(description)
+            or parse_order_id(tracker.get_slot("order_id")),
+            description=description,
+            transcript=tuple(escalation.transcript(tracker.events)),
+            sentiment_history=tuple(escalation.sentiment_history(tracker.events))))
+        team = department.replace("_", " ") if routed else "customer service"
+        dispatcher.utter_message(text=(
+            f"I'm sorry about this. I've opened ticket {ticket.reference} for our {team} team "
+            "with your description; a colleague will get back to you here."))
+        return [SlotSet("complaint_description", None), SlotSet("handoff", True),
+                SlotSet("ticket", ticket.reference)]

@@ -1,0 +1,1 @@
+"""Channels and scripts that serve the assistant."""

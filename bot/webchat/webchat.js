@@ -1,0 +1,340 @@
+/*
+ * Shopwise web chat: talks to the assistant through Rasa's socket.io protocol
+ * (session_request/session_confirm, user_uttered/bot_uttered); see bot/webchat.py.
+ *
+ * The session id is kept in localStorage and sent again with every session_request,
+ * so a reload (or a reconnect after a server restart) continues the conversation;
+ * the visible transcript is kept in localStorage too and shown again on load.
+ */
+(function () {
+  "use strict";
+
+  var SESSION_KEY = "shopwise-webchat:session";
+  var TRANSCRIPT_KEY = "shopwise-webchat:transcript";
+  var MAX_ENTRIES = 200;
+  var TYPING_TIMEOUT_MS = 120000;
+
+  var elements = {
+    status: document.getElementById("status"),
+    messages: document.getElementById("messages"),
+    typing: document.getElementById("typing"),
+    composer: document.getElementById("composer"),
+    input: document.getElementById("message")
+  };
+
+  function readStorage(key) {
+    try {
+      return window.localStorage.getItem(key);
+    } catch (error) {
+      return null; // storage disabled: the chat still works, without persistence
+    }
+  }
+
+  function writeStorage(key, value) {
+    try {
+      if (value === null) {
+        window.localStorage.removeItem(key);
+      } else {
+        window.localStorage.setItem(key, value);
+      }
+    } catch (error) {
+      /* full or disabled: keep going */
+    }
+  }
+
+  function loadTranscript(sessionId) {
+    var stored;
+    try {
+      stored = JSON.parse(readStorage(TRANSCRIPT_KEY) || "null");
+    } catch (error) {
+      stored = null;
+    }
+    if (!stored || stored.sessionId !== sessionId || !Array.isArray(stored.entries)) {
+      return [];
+    }
+    return stored.entries;
+  }
+
+  var state = {
+    sessionId: readStorage(SESSION_KEY),
+    ready: false, // connected and the session confirmed
+    outbox: [], // user entries typed while not ready, sent after session_confirm
+    entries: [],
+    typingTimer: null
+  };
+  state.entries = state.sessionId ? loadTranscript(state.sessionId) : [];
+
+  function setStatus(kind, text) {
+    elements.status.dataset.state = kind;
+    elements.status.textContent = text;
+  }
+
+  function scrollToEnd() {
+    elements.messages.scrollTop = elements.messages.scrollHeight;
+  }
+
+  function showTyping() {
+    elements.typing.hidden = false;
+    window.clearTimeout(state.typingTimer);
+    state.typingTimer = window.setTimeout(hideTyping, TYPING_TIMEOUT_MS);
+    scrollToEnd();
+  }
+
+  function hideTyping() {
+    window.clearTimeout(state.typingTimer);
+    elements.typing.hidden = true;
+  }
+
+  /* ---- rendering ------------------------------------------------------ */
+
+  function renderButtons(entry, item) {
+    var group = document.createElement("div");
+    group.className = "buttons";
+    group.setAttribute("role", "group");
+    group.setAttribute("aria-label", "Suggested replies");
+    entry.buttons.forEach(function (button, position) {
+      var element = document.createElement("button");
+      element.type = "button";
+      element.textContent = button.title;
+      element.disabled = Boolean(entry.done);
+      if (entry.chosen === position) {
+        element.setAttribute("aria-pressed", "true");
+      }
+      element.addEventListener("click", function () {
+        choose(entry, position);
+      });
+      group.appendChild(element);
+    });
+    item.appendChild(group);
+    entry.element = group;
+  }
+
+  function render(entry) {
+    var item = document.createElement("li");
+    item.className = "message message--" + entry.from;
+    if (entry.pending) {
+      item.classList.add("message--pending");
+    }
+    if (entry.text) {
+      var text = document.createElement("p");
+      text.className = "message__text";
+      text.textContent = entry.text;
+      item.appendChild(text);
+    }
+    if (entry.image) {
+      var image = document.createElement("img");
+      image.className = "message__image";
+      image.src = entry.image;
+      image.alt = entry.text || "Image from the assistant";
+      item.appendChild(image);
+    }
+    if (entry.buttons && entry.buttons.length) {
+      renderButtons(entry, item);
+    }
+    entry.item = item;
+    elements.messages.appendChild(item);
+    scrollToEnd();
+  }
+
+  function stored(entry) {
+    // The entry as saved: without its DOM nodes.
+    var copy = {};
+    Object.keys(entry).forEach(function (key) {
+      if (key !== "element" && key !== "item") {
+        copy[key] = entry[key];
+      }
+    });
+    return copy;
+  }
+
+  function add(entry) {
+    state.entries.push(entry);
+    render(entry);
+    persist();
+  }
+
+  function persist() {
+    if (state.entries.length > MAX_ENTRIES) {
+      state.entries = state.entries.slice(-MAX_ENTRIES);
+    }
+    writeStorage(TRANSCRIPT_KEY, JSON.stringify({
+      sessionId: state.sessionId,
+      entries: state.entries.map(stored)
+    }));
+  }
+
+  /* ---- sending -------------------------------------------------------- */
+
+  function closeButtons(except, chosen) {
+    // Any message the user sends answers (and so retires) all open buttons.
+    state.entries.forEach(function (entry) {
+      if (!entry.buttons || entry.done) {
+        return;
+      }
+      entry.done = true;
+      if (entry === except) {
+        entry.chosen = chosen;
+      }
+      if (entry.element) {
+        Array.prototype.forEach.call(entry.element.querySelectorAll("button"),
+          function (element, position) {
+            element.disabled = true;
+            if (entry === except && position === chosen) {
+              element.setAttribute("aria-pressed", "true");
+            }
+          });
+      }
+    });
+  }
+
+  function emit(payload) {
+    socket.emit("user_uttered", { message: payload, session_id: state.sessionId });
+  }
+
+  function send(shown, payload, buttonsEntry, chosen) {
+    closeButtons(buttonsEntry, chosen);
+    var entry = { from: "user", text: shown };
+    if (state.ready) {
+      emit(payload);
+    } else {
+      entry.pending = true;
+      entry.payload = payload; // kept so that a reload still sends it
+      state.outbox.push(entry);
+    }
+    add(entry);
+    showTyping();
+  }
+
+  function choose(entry, position) {
+    if (entry.done) {
+      return;
+    }
+    var button = entry.buttons[position];
+    send(button.title, button.payload, entry, position);
+  }
+
+  elements.composer.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var text = elements.input.value.trim();
+    if (!text) {
+      return;
+    }
+    elements.input.value = "";
+    send(text, text);
+    elements.input.focus();
+  });
+
+  /* ---- receiving ------------------------------------------------------ */
+
+  function buttonsOf(message) {
+    var raw = message.quick_replies || message.buttons || [];
+    if (!Array.isArray(raw)) {
+      return [];
+    }
+    return raw.filter(function (button) {
+      return button && typeof button.title === "string";
+    }).map(function (button) {
+      var payload = typeof button.payload === "string" ? button.payload : button.title;
+      return { title: button.title, payload: payload };
+    });
+  }
+
+  function imageOf(message) {
+    var attachment = message.attachment;
+    if (attachment && attachment.type === "image" && attachment.payload &&
+        typeof attachment.payload.src === "string") {
+      return attachment.payload.src;
+    }
+    return typeof message.image === "string" ? message.image : null;
+  }
+
+  function onBotMessage(message) {
+    if (!message || typeof message !== "object") {
+      return;
+    }
+    var entry = { from: "bot" };
+    if (typeof message.text === "string" && message.text) {
+      entry.text = message.text;
+    }
+    var image = imageOf(message);
+    if (image) {
+      entry.image = image;
+    }
+    var buttons = buttonsOf(message);
+    if (buttons.length) {
+      entry.buttons = buttons;
+    }
+    if (!entry.text && !entry.image && !entry.buttons) {
+      return; // custom payloads this page cannot show
+    }
+    hideTyping();
+    add(entry);
+  }
+
+  function onSessionConfirm(confirmed) {
+    var sessionId = confirmed && typeof confirmed === "object" ? confirmed.session_id : confirmed;
+    if (typeof sessionId !== "string" || !sessionId) {
+      return;
+    }
+    if (state.sessionId && state.sessionId !== sessionId) {
+      // The server started another conversation: the old transcript is not its own.
+      state.entries = [];
+      elements.messages.textContent = "";
+    }
+    state.sessionId = sessionId;
+    writeStorage(SESSION_KEY, sessionId);
+    persist();
+    state.ready = true;
+    setStatus("connected", "Connected");
+    var outbox = state.outbox;
+    state.outbox = [];
+    outbox.forEach(function (entry) {
+      emit(entry.payload);
+      delete entry.pending;
+      delete entry.payload;
+      if (entry.item) {
+        entry.item.classList.remove("message--pending");
+      }
+    });
+    persist();
+  }
+
+  /* ---- connection ----------------------------------------------------- */
+
+  state.entries.forEach(function (entry) {
+    render(entry);
+    if (entry.pending) {
+      state.outbox.push(entry); // typed before a reload, never sent
+    }
+  });
+
+  var socket = window.io({
+    path: document.documentElement.dataset.socketioPath || "/socket.io",
+    reconnection: true,
+    reconnectionDelay: 1000,
+    reconnectionDelayMax: 5000
+  });
+
+  socket.on("connect", function () {
+    setStatus("connecting", "Connected, starting the session…");
+    socket.emit("session_request", { session_id: state.sessionId });
+  });
+  socket.on("session_confirm", onSessionConfirm);
+  socket.on("bot_uttered", onBotMessage);
+  socket.on("disconnect", function (reason) {
+    state.ready = false;
+    setStatus("reconnecting", "Connection lost, reconnecting…");
+    if (reason === "io server disconnect") {
+      socket.connect(); // the server closed the socket: socket.io does not retry that
+    }
+  });
+  socket.on("connect_error", function () {
+    setStatus("disconnected", "Cannot reach the assistant, retrying…");
+  });
+  socket.io.on("reconnect_attempt", function (attempt) {
+    setStatus("reconnecting", "Reconnecting… (attempt " + attempt + ")");
+  });
+
+  // For the browser tests and for debugging in the console.
+  window.shopwiseWebchat = { socket: socket, state: state };
+})();

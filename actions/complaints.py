@@ -25,6 +25,8 @@ from actions.settings import EscalationRules
 logger = logging.getLogger(__name__)
 
 MAX_DESCRIPTION_CHARS = 5000
+# Below this the classifier is guessing; such a complaint goes to customer service.
+MIN_TOPIC_CONFIDENCE = 0.05
 # A description says what went wrong: at least this many words besides the
 # generic ones of "I want to make a formal complaint".
 MIN_CONTENT_WORDS = 3
@@ -62,7 +64,19 @@ def routing(parsed: Parsed | None, rules: EscalationRules) -> tuple[str, str, bo
         priority = "urgent"
     else:
         priority = "high" if escalation.is_negative(turn, rules) else "normal"
-    return escalation.department(parsed.intent), priority, True
+    return escalation.department(topic(parsed)), priority, True
+
+
+def topic(parsed: Parsed) -> str:
+    """What a complaint is about: the best-ranked intent that names a team.
+
+    The description itself is mostly classified as ``complaint``; the ranking's
+    next intents (a return, a payment, a delivery) say where it belongs.
+    """
+    for name, confidence in parsed.ranking or ((parsed.intent, parsed.confidence),):
+        if name in escalation.DEPARTMENTS and confidence >= MIN_TOPIC_CONFIDENCE:
+            return name
+    return parsed.intent
 
 
 class ActionFileComplaint(ServiceAction):
@@ -83,7 +97,7 @@ class ActionFileComplaint(ServiceAction):
         department, priority, routed = routing(parsed, rules)
         ticket = await self.services.backend.create_ticket(NewTicket(
             sender_id=tracker.sender_id, reason=escalation.COMPLAINT,
-            intent=parsed.intent if parsed else "", priority=priority, department=department,
+            intent=topic(parsed) if parsed else "", priority=priority, department=department,
             routed=routed, order_id=parse_order_id(description)
             or parse_order_id(tracker.get_slot("order_id")),
             description=description,

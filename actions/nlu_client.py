@@ -26,6 +26,7 @@ class Parsed:
     intent: str
     confidence: float
     sentiment: dict[str, Any] | None
+    ranking: tuple[tuple[str, float], ...] = ()
 
 
 class TextClassifier(Protocol):
@@ -76,5 +77,9 @@ def parsed_from_json(body: Any) -> Parsed:
     if not isinstance(intent, dict) or not isinstance(intent.get("name"), str):
         raise ParseError("/model/parse answered without an intent")
     sentiment = body.get("sentiment")
+    ranking = tuple((item["name"], float(item.get("confidence") or 0.0))
+                    for item in body.get("intent_ranking") or []
+                    if isinstance(item, dict) and isinstance(item.get("name"), str))
     return Parsed(intent=intent["name"], confidence=float(intent.get("confidence") or 0.0),
-                  sentiment=sentiment if isinstance(sentiment, dict) else None)
+                  sentiment=sentiment if isinstance(sentiment, dict) else None,
+                  ranking=ranking or ((intent["name"], float(intent.get("confidence") or 0)),))

@@ -13,11 +13,13 @@ NLU YAML in a scratch folder (the dataset is never copied into the repo).
   trains with (WhitespaceTokenizer, RegexFeaturizer, LexicalSyntacticFeaturizer,
   two CountVectorsFeaturizers, DIETClassifier at 100 epochs, EntitySynonymMapper).
 - ``ours``: WhitespaceTokenizer plus ``nlu_components.TransformerIntentClassifier``
-  fine-tuning the packaged all-MiniLM-L6-v2.
+  fine-tuning the packaged all-MiniLM-L6-v2 (and ``SentimentAnalyzer``, which does
+  not touch intents, so that ``latency.py`` can serve the same model).
 
 FallbackClassifier is left out of both: it would turn low-confidence answers
 into ``nlu_fallback`` and measure a threshold instead of the classifier.
-Writes ``benchmarks/results/nlu_banking77_<pipeline>.json`` per pipeline.
+Writes ``benchmarks/results/nlu_banking77_<pipeline>.json`` per pipeline and keeps
+each trained model as ``models/benchmarks/nlu_banking77_<pipeline>.tar.gz``.
 DIET at 100 epochs takes hours on 2 cores; it is not part of CI.
 """
 
@@ -28,6 +30,7 @@ import csv
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -66,6 +69,10 @@ pipeline:
     learning_rate: {learning_rate}
     batch_size: {batch_size}
     max_length: 64
+  # Not used for intents; here so that the latency benchmark serves this same
+  # model with intent plus sentiment, as the assistant does.
+  - name: nlu_components.SentimentAnalyzer
+    model_path: {sentiment_model}
 policies: []
 """,
 }
@@ -114,13 +121,17 @@ def bench(name: str, options: argparse.Namespace, work: Path) -> dict:
     n_train = write_rasa_nlu(options.datasets / "banking77" / "train.csv", project / "train.yml")
     n_test = write_rasa_nlu(options.datasets / "banking77" / "test.csv", project / "test.yml")
     config = PIPELINES[name].format(epochs=options.epochs, learning_rate=options.learning_rate,
-                                    batch_size=options.batch_size)
+                                    batch_size=options.batch_size,
+                                    sentiment_model=ROOT / "models" / "sentiment")
     (project / "config.yml").write_text(config, encoding="utf-8")
     train_s = run([rasa, "train", "nlu", "--config", "config.yml", "--nlu", "train.yml",
                    "--out", "models", "--fixed-model-name", name], project, env)
     test_s = run([rasa, "test", "nlu", "--nlu", "test.yml", "--model", f"models/{name}.tar.gz",
                   "--out", "report", "--no-plot"], project, env)
     report = json.loads((project / "report" / "intent_report.json").read_text())
+    kept = ROOT / "models" / "benchmarks" / f"nlu_banking77_{name}.tar.gz"
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(project / "models" / f"{name}.tar.gz", kept)
     result = {
         "benchmark": "banking77 intent accuracy through rasa train nlu / rasa test nlu",
         "pipeline": name,

@@ -10,6 +10,7 @@ export RASA_TELEMETRY_ENABLED=false HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
 RASA_PORT="${RASA_PORT:-5005}"
 ACTIONS_PORT=5055  # endpoints.yml names this port
 SENTIMENT_MODEL=models/sentiment
+TOKEN_FILE=.secrets/rasa_api_token  # git-ignored
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -21,6 +22,21 @@ fi
 
 step "Training the assistant (rasa train; unchanged parts come from the cache)"
 "$VENV_BIN/rasa" train --fixed-model-name assistant --out models
+
+# The HTTP API's token: RASA_TOKEN if set, else one generated on the first run.
+if [ -z "${RASA_TOKEN:-}" ]; then
+  if [ ! -s "$TOKEN_FILE" ]; then
+    mkdir -p "$(dirname "$TOKEN_FILE")"
+    (umask 077 && "$VENV_BIN/python" -c 'import secrets; print(secrets.token_urlsafe(32))' \
+      > "$TOKEN_FILE")
+    echo "generated the HTTP API token in $TOKEN_FILE"
+  fi
+  RASA_TOKEN="$(cat "$TOKEN_FILE")"
+fi
+export RASA_TOKEN
+# The action server classifies complaints through this Rasa server's /model/parse.
+export RASA_URL="http://127.0.0.1:$RASA_PORT"
+ORIGIN="http://localhost:$RASA_PORT"
 
 pids=()
 cleanup() {
@@ -35,20 +51,24 @@ SANIC_HOST=127.0.0.1 "$VENV_BIN/rasa" run actions --actions actions --port "$ACT
 pids+=($!)
 
 step "Starting the assistant on 127.0.0.1:$RASA_PORT"
-"$VENV_BIN/rasa" run --enable-api --interface 127.0.0.1 --port "$RASA_PORT" \
+# Token authentication on the HTTP API; CORS only for the web chat's origin.
+"$VENV_BIN/rasa" run --enable-api --auth-token "$RASA_TOKEN" \
+  --cors "$ORIGIN" "http://127.0.0.1:$RASA_PORT" --interface 127.0.0.1 --port "$RASA_PORT" \
   --model models/assistant.tar.gz --endpoints endpoints.yml --credentials credentials.yml &
 pids+=($!)
 
 for _ in $(seq 1 180); do
-  if curl -sf "http://127.0.0.1:$RASA_PORT/status" >/dev/null 2>&1 \
+  if curl -sf "http://127.0.0.1:$RASA_PORT/" >/dev/null 2>&1 \
       && curl -sf "http://127.0.0.1:$ACTIONS_PORT/health" >/dev/null 2>&1; then
     cat <<TXT
 
 The assistant is up (Ctrl+C stops it):
-  parse:    curl -s localhost:$RASA_PORT/model/parse -d '{"text": "where is my order 12345?"}'
-  chat:     curl -s localhost:$RASA_PORT/webhooks/rest/webhook -d '{"sender": "me", "message": "where is my order 12345?"}'
-  socket.io: http://localhost:$RASA_PORT/socket.io (events user_uttered / bot_uttered)
-  actions:  http://localhost:$ACTIONS_PORT/health
+  web chat:  $ORIGIN/webhooks/webchat/
+  chat API:  curl -s localhost:$RASA_PORT/webhooks/rest/webhook -d '{"sender": "me", "message": "where is my order 12345?"}'
+  parse API: curl -s "localhost:$RASA_PORT/model/parse?token=\$(cat $TOKEN_FILE)" -d '{"text": "where is my order 12345?"}'
+             (the HTTP API needs the token in $TOKEN_FILE, or RASA_TOKEN when you set one)
+  shop data: shop.db (SQLite; tickets are in its tickets table)
+  actions:   http://127.0.0.1:$ACTIONS_PORT/health (localhost only)
 TXT
     wait -n "${pids[@]}"
     exit $?

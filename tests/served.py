@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -62,6 +63,7 @@ def get(url: str) -> bytes:
 
 
 def post(url: str, payload: dict) -> object:
+    """POSTs JSON, returns the decoded answer (``HTTPError`` for 4xx/5xx)."""
     request = urllib.request.Request(url, data=json.dumps(payload).encode(),
                                      headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=60) as response:
@@ -87,6 +89,8 @@ def serve_assistant(assistant_model: Path,
     work = tmp_path_factory.mktemp("served")
     rasa_port, actions_port = free_port(), free_port()
     database = work / "tracker.db"
+    token = secrets.token_urlsafe(16)
+    shop = work / "shop.db"
     endpoints = work / "endpoints.yml"
     endpoints.write_text(
         f'action_endpoint:\n  url: "http://127.0.0.1:{actions_port}/webhook"\n'
@@ -95,17 +99,21 @@ def serve_assistant(assistant_model: Path,
     processes = [
         subprocess.Popen([str(BIN / "rasa"), "run", "actions", "--actions", "actions",
                           "--port", str(actions_port)], cwd=ROOT,
-                         env=ENV | {"SANIC_HOST": "127.0.0.1"}, stdout=logs[0],
-                         stderr=subprocess.STDOUT),
-        subprocess.Popen([str(BIN / "rasa"), "run", "--enable-api", "--interface", "127.0.0.1",
+                         env=ENV | {"SANIC_HOST": "127.0.0.1", "RASA_TOKEN": token,
+                                    "RASA_URL": f"http://127.0.0.1:{rasa_port}",
+                                    "SHOP_DATABASE_URL": f"sqlite+aiosqlite:///{shop}"},
+                         stdout=logs[0], stderr=subprocess.STDOUT),
+        subprocess.Popen([str(BIN / "rasa"), "run", "--enable-api", "--auth-token", token,
+                          "--interface", "127.0.0.1",
                           "--port", str(rasa_port), "--model", str(assistant_model),
                           "--endpoints", str(endpoints), "--credentials", "credentials.yml"],
                          cwd=ROOT, env=ENV, stdout=logs[1], stderr=subprocess.STDOUT),
     ]
     try:
         wait_until_up(f"http://127.0.0.1:{actions_port}/health", processes)
-        wait_until_up(f"http://127.0.0.1:{rasa_port}/status", processes)
-        yield {"url": f"http://127.0.0.1:{rasa_port}", "database": database, "work": work}
+        wait_until_up(f"http://127.0.0.1:{rasa_port}/", processes)  # no token needed
+        yield {"url": f"http://127.0.0.1:{rasa_port}", "database": database, "work": work,
+               "token": token, "shop": shop}
     finally:
         for process in processes:
             process.terminate()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import urllib.error
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,25 @@ import pytest
 from tests.served import BIN, post, run, tail
 
 pytestmark = pytest.mark.slow
+
+
+def parse_url(served: dict) -> str:
+    return served["url"] + "/model/parse?token=" + served["token"]
+
+
+def chat(served: dict, sender: str, *messages: str) -> list[str]:
+    """Sends messages through the REST channel; returns the bot's last answer to each."""
+    answers = []
+    for message in messages:
+        replies = post(served["url"] + "/webhooks/rest/webhook",
+                       {"sender": sender, "message": message})
+        answers.append(" ".join(reply.get("text", "") for reply in replies))
+    return answers
+
+
+def query(database: Path, sql: str, *params: object) -> list[tuple]:
+    with sqlite3.connect(database) as connection:
+        return connection.execute(sql, params).fetchall()
 
 
 def test_training_data_is_consistent() -> None:
@@ -36,7 +56,7 @@ def test_conversation_stories_pass(assistant_model: Path, tmp_path: Path) -> Non
 
 
 def test_model_parse_gives_intent_order_number_and_sentiment(served: dict) -> None:
-    parsed = post(served["url"] + "/model/parse", {"text": "where is my order 12345?"})
+    parsed = post(parse_url(served), {"text": "where is my order 12345?"})
 
     assert parsed["intent"]["name"] == "order_status", parsed["intent"]
     assert [(e["entity"], e["value"]) for e in parsed["entities"]] == [("order_id", "12345")]
@@ -52,7 +72,7 @@ def test_model_parse_gives_intent_order_number_and_sentiment(served: dict) -> No
      ("thank you so much, you were really helpful!", "positive")],
 )
 def test_sentiment_of_clear_cases(served: dict, text: str, label: str) -> None:
-    parsed = post(served["url"] + "/model/parse", {"text": text})
+    parsed = post(parse_url(served), {"text": text})
 
     assert parsed["sentiment"]["label"] == label, parsed["sentiment"]
 
@@ -72,3 +92,74 @@ def test_rest_conversation_for_order_status(served: dict) -> None:
         texts = [json.loads(row[0]).get("text") for row in database.execute(
             "SELECT data FROM events WHERE sender_id = ? AND type_name = 'user'", (sender,))]
     assert texts == ["hi", "what's the status of my order?", "it's 12345"]
+    # Nothing but the asked-for answers: no ticket, no hand-over on the way.
+    assert query(served["shop"], "SELECT COUNT(*) FROM tickets WHERE sender_id = ?",
+                 sender) == [(0,)]
+
+
+@pytest.mark.parametrize("suffix", ["", "?token=wrong"])
+def test_http_api_refuses_requests_without_the_token(served: dict, suffix: str) -> None:
+    with pytest.raises(urllib.error.HTTPError) as error:
+        post(served["url"] + "/model/parse" + suffix, {"text": "hi"})
+
+    error.value.close()  # the error holds the response's socket
+    assert error.value.code == 401
+
+
+def test_cancelling_an_order_asks_first_and_updates_the_database(served: dict) -> None:
+    asked, done = chat(served, "cancel-test", "please cancel my order 36402", "yes")
+
+    assert "really want to cancel order 36402" in asked
+    assert "order 36402 is cancelled" in done
+    assert query(served["shop"], "SELECT status FROM orders WHERE order_id = '36402'") == [
+        ("cancelled",)]
+
+
+def test_shipped_orders_are_not_cancelled(served: dict) -> None:
+    [answer] = chat(served, "cancel-shipped-test", "I want to cancel order 12345")
+
+    assert "already shipped and can't be cancelled" in answer
+
+
+def test_faq_in_new_words_is_answered_from_the_knowledge_base(served: dict) -> None:
+    [answer] = chat(served, "faq-test", "what do you charge for postage?")
+
+    assert answer.startswith("Standard shipping costs 4.95")
+
+
+def test_three_angry_turns_escalate_with_a_ticket(served: dict) -> None:
+    sender = "angry-test"
+    answers = chat(served, sender,
+                   "where is my order 12345? I'm furious, it's two weeks late",
+                   "can you track it? I'm losing my patience",
+                   "what is the status of my order, I'm really upset",
+                   "hello? anyone there?")
+
+    assert "Order 12345" in answers[0] and "JD014600006281" in answers[1]
+    [(reference, reason, priority, transcript, history)] = query(
+        served["shop"], "SELECT reference, reason, priority, transcript, sentiment_history "
+        "FROM tickets WHERE sender_id = ?", sender)
+    assert reference in answers[2] and reason == "persistently_negative"
+    assert priority == "high"
+    assert [turn["label"] for turn in json.loads(history)] == ["negative"] * 3
+    texts = [line["text"] for line in json.loads(transcript)]
+    assert texts[0] == "where is my order 12345? I'm furious, it's two weeks late"
+    assert "Order 12345" in texts[1]  # the bot's side is in the transcript too
+    # After the hand-over the bot stops self-serving and keeps messages for the human.
+    assert texts[-2:] == ["what is the status of my order, I'm really upset",
+                          "hello? anyone there?"]
+    assert reference in answers[3]
+
+
+def test_complaint_is_routed_through_model_parse(served: dict) -> None:
+    sender = "complaint-test"
+    asked, filed = chat(served, sender, "I want to make a complaint",
+                        "the coffee maker from order 55120 leaks water everywhere")
+
+    assert "what went wrong" in asked
+    [(reference, department, routed, order_id)] = query(
+        served["shop"], "SELECT reference, department, routed, order_id FROM tickets "
+        "WHERE sender_id = ?", sender)
+    assert reference in filed
+    assert routed == 1 and department != "unrouted"
+    assert order_id == "55120"

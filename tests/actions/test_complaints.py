@@ -21,11 +21,15 @@ def parsed(intent: str, label: str, negative: float) -> Parsed:
 
 @pytest.mark.parametrize(
     ("answer", "expected"),
-    [(parsed("return_item", "negative", 0.99), ("returns", "urgent", True)),
+    [(parsed("return_item", "negative", 0.9995), ("returns", "urgent", True)),
      (parsed("payment_problem", "negative", 0.8), ("billing", "high", True)),
      (parsed("track_delivery", "neutral", 0.1), ("logistics", "normal", True)),
      (parsed("greet", "neutral", 0.1), ("customer_service", "normal", True)),
      (Parsed("order_status", 0.9, None), ("logistics", "normal", True)),
+     (Parsed("complaint", 0.9, None, (("complaint", 0.9), ("return_item", 0.06))),
+      ("returns", "normal", True)),
+     (Parsed("complaint", 0.9, None, (("complaint", 0.9), ("return_item", 0.01))),
+      ("customer_service", "normal", True)),
      (None, ("unrouted", "normal", False))])
 def test_routing(answer, expected) -> None:
     assert routing(answer, EscalationRules()) == expected

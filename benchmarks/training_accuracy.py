@@ -4,6 +4,11 @@ One command per figure in the README::
 
     .venv/bin/python benchmarks/training_accuracy.py banking77
     .venv/bin/python benchmarks/training_accuracy.py sst2
+    .venv/bin/python benchmarks/training_accuracy.py airline
+
+Twitter airline sentiment has no official split: ``airline`` deduplicates
+``Tweets.csv`` and splits it 80/20, stratified, with seed 42 (``AIRLINE_SPLIT``);
+the split's sizes and a SHA-256 of its test texts are recorded with the results.
 
 Reads the datasets from ``../shared/datasets`` (override with ``--datasets``),
 trains through ``training.trainer.ClassifierTrainer`` exactly as
@@ -59,6 +64,41 @@ RECIPES: dict[str, dict] = {
 }
 
 
+AIRLINE_SPLIT = {"test_fraction": 0.2, "seed": 42}
+RECIPES["airline"] = {
+    "task": "sentiment",
+    "train": None,  # written by prepare_airline
+    "test": None,
+    "data": {"text_column": "text", "label_column": "label"},
+    "train_args": {"epochs": 3, "learning_rate": 1e-4, "max_length": 64,
+                   "warmup_ratio": 0.06},
+}
+
+
+def prepare_airline(datasets: Path, out: Path) -> dict:
+    """Deduplicates Tweets.csv and writes the fixed seeded 80/20 split as two CSVs."""
+    import csv
+    import hashlib
+
+    from training.data import clean, load_delimited, stratified_split
+
+    tweets = clean(load_delimited(datasets / "twitter_airline_sentiment" / "Tweets.csv",
+                                  text_column="text", label_column="airline_sentiment"),
+                   source="Tweets.csv")
+    train, test = stratified_split(tweets, validation_fraction=AIRLINE_SPLIT["test_fraction"],
+                                   seed=AIRLINE_SPLIT["seed"])
+    out.mkdir(parents=True, exist_ok=True)
+    for name, part in (("train", train), ("test", test)):
+        with (out / f"{name}.csv").open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["text", "label"])
+            writer.writerows(zip(part.texts, part.labels))
+    digest = hashlib.sha256("\n".join(sorted(test.texts)).encode()).hexdigest()
+    return {**AIRLINE_SPLIT, "deduplicated_tweets": len(tweets), "train": len(train),
+            "test": len(test), "test_texts_sha256": digest,
+            "method": "training.data.clean then training.data.stratified_split"}
+
+
 def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
@@ -75,6 +115,7 @@ def main() -> int:
     parser.add_argument("--epochs", type=float, help="override the recipe's epochs")
     parser.add_argument("--learning-rate", type=float, help="override the recipe's rate")
     parser.add_argument("--batch-size", type=int, help="override the batch size (32)")
+    parser.add_argument("--label-smoothing", type=float, help="override label smoothing (0)")
     parser.add_argument("--threads", type=int, help="CPU threads for torch (default: all)")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
     options = parser.parse_args()
@@ -83,10 +124,18 @@ def main() -> int:
     recipe = RECIPES[options.dataset]
     overrides = {key: value for key, value in (
         ("epochs", options.epochs), ("learning_rate", options.learning_rate),
-        ("batch_size", options.batch_size)) if value is not None}
+        ("batch_size", options.batch_size), ("label_smoothing", options.label_smoothing))
+        if value is not None}
     output = ROOT / "models" / "benchmarks" / f"{options.dataset}_{options.name}"
-    data_args = DataArguments(path=options.datasets / recipe["train"],
-                              test_path=options.datasets / recipe["test"], **recipe["data"])
+    split = None
+    if options.dataset == "airline":
+        split_dir = ROOT / "models" / "benchmarks" / "airline_split"
+        split = prepare_airline(options.datasets, split_dir)
+        train_path, test_path = split_dir / "train.csv", split_dir / "test.csv"
+    else:
+        train_path = options.datasets / recipe["train"]
+        test_path = options.datasets / recipe["test"]
+    data_args = DataArguments(path=train_path, test_path=test_path, **recipe["data"])
     train_args = TrainArguments(task=recipe["task"], output_dir=output, overwrite=True,
                                 base_model=options.base_model, device=options.device,
                                 num_threads=options.threads,
@@ -124,6 +173,7 @@ def main() -> int:
         "validation_accuracy": _rounded(result.results.get("validation", {}).get("accuracy")),
         "suggested_fallback_threshold":
             result.results.get("validation", {}).get("fallback", {}).get("threshold"),
+        "split": split,
         "arguments": result.info.training_arguments,
         "versions": result.info.versions,
     }

@@ -58,6 +58,7 @@ class IntentClassifierConfig:
     batch_size: int = 16
     max_length: int = 64
     validation_split: float = 0.0
+    label_smoothing: float = 0.0
     seed: int = 42
     ranking_length: int = 10
     predict_batch_size: int = 64
@@ -68,7 +69,7 @@ class IntentClassifierConfig:
             value = getattr(self, key)
             if value is not None:
                 _shared.check_type(NAME, key, value, str, "give a directory path or leave it out")
-        for key in ("epochs", "learning_rate", "validation_split"):
+        for key in ("epochs", "learning_rate", "validation_split", "label_smoothing"):
             object.__setattr__(self, key, _shared.to_number(NAME, key, getattr(self, key)))
         for key in ("batch_size", "max_length", "seed", "ranking_length", "predict_batch_size"):
             _shared.check_type(NAME, key, getattr(self, key), int, "give a whole number")
@@ -84,6 +85,9 @@ class IntentClassifierConfig:
         if not 0 <= self.validation_split <= 0.5:
             raise _shared.invalid(NAME, "validation_split", self.validation_split,
                                   "use a fraction between 0 and 0.5")
+        if not 0 <= self.label_smoothing < 1:
+            raise _shared.invalid(NAME, "label_smoothing", self.label_smoothing,
+                                  "use a fraction in [0, 1), such as 0.1")
         if self.ranking_length < 0:
             raise _shared.invalid(NAME, "ranking_length", self.ranking_length,
                                   "use 0 (all intents) or more")
@@ -149,6 +153,9 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
             # Share of examples held out for early stopping and the suggested
             # fallback threshold; 0 trains on everything (small assistants).
             "validation_split": 0.0,
+            # Share of each target spread over all intents (a regulariser for
+            # many intents); 0 is plain cross-entropy.
+            "label_smoothing": 0.0,
             # Seed of the head's initialisation and the data order.
             "seed": 42,
             # Intents kept in `intent_ranking`; 0 keeps all.
@@ -224,6 +231,7 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
                 epochs=self.config.epochs, learning_rate=self.config.learning_rate,
                 batch_size=self.config.batch_size, max_length=self.config.max_length,
                 seed=self.config.seed, device=self.config.device, early_stopping_patience=2,
+                label_smoothing=self.config.label_smoothing,
             )
             data_args = DataArguments(path=Path("data"), data_format="rasa",
                                       validation_split=self.config.validation_split)

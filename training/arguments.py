@@ -85,6 +85,8 @@ class TrainArguments:
         pooling: ``mean`` of the token embeddings or the ``cls`` token.
         early_stopping_patience: Evaluations without improvement before stopping; 0 never stops.
         class_weights: Weight the loss by inverse label frequency (imbalanced data).
+        label_smoothing: Share of each target's probability spread over all labels
+            (regularises fine-tuning on many labels; 0 is plain cross-entropy).
         seed: Seed of the split, the head's initialisation and the data order.
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
         bf16: Mixed precision on CUDA; ``None`` turns it on when the GPU supports it.
@@ -106,6 +108,7 @@ class TrainArguments:
     pooling: str = "mean"
     early_stopping_patience: int = 2
     class_weights: bool = False
+    label_smoothing: float = 0.0
     seed: int = 42
     device: str = "auto"
     bf16: bool | None = None
@@ -130,6 +133,8 @@ class TrainArguments:
                f"use one of {', '.join(POOLINGS)}")
         _check(self.early_stopping_patience >= 0, "early_stopping_patience",
                self.early_stopping_patience, "use 0 (off) or more")
+        _check(0 <= self.label_smoothing < 1, "label_smoothing", self.label_smoothing,
+               "use a fraction in [0, 1), such as 0.1")
         _check(self.device in DEVICES, "device", self.device,
                f"use one of {', '.join(DEVICES)}")
         _check(self.num_threads is None or self.num_threads >= 1, "num_threads",

@@ -108,6 +108,10 @@ def _add_train_options(parser: argparse.ArgumentParser, defaults: TrainArguments
                             "stops early (default: %(default)s)")
     group.add_argument("--class-weights", action="store_true",
                        help="weight the loss by inverse label frequency (imbalanced data)")
+    group.add_argument("--label-smoothing", type=float, default=defaults.label_smoothing,
+                       metavar="FRACTION",
+                       help="spread this share of each target over all labels, a regulariser "
+                            "for many labels (default: %(default)s)")
     group.add_argument("--seed", type=int, default=defaults.seed,
                        help="seed of the split, the head and the data order (default: %(default)s)")
     group = parser.add_argument_group("hardware")
@@ -178,7 +182,8 @@ def run_training(args: argparse.Namespace) -> dict:
         max_length=args.max_length, warmup_ratio=args.warmup_ratio,
         weight_decay=args.weight_decay, dropout=args.dropout, pooling=args.pooling,
         early_stopping_patience=args.early_stopping_patience,
-        class_weights=args.class_weights, seed=args.seed, device=args.device, bf16=args.bf16,
+        class_weights=args.class_weights, label_smoothing=args.label_smoothing,
+        seed=args.seed, device=args.device, bf16=args.bf16,
         num_threads=args.num_threads,
     )
     result = ClassifierTrainer(data_args, train_args).run()

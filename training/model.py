@@ -113,6 +113,7 @@ class EncoderClassifier(nn.Module):
         self.head = nn.Linear(encoder.config.hidden_size, num_labels)
         # Not persistent: the weights belong to training, not to the artifact.
         self.register_buffer("loss_weights", None, persistent=False)
+        self.label_smoothing = 0.0
 
     @property
     def config(self) -> Any:
@@ -146,7 +147,8 @@ class EncoderClassifier(nn.Module):
         output = {"logits": logits}
         if labels is not None:
             output["loss"] = nn.functional.cross_entropy(
-                logits.float(), labels, weight=self.loss_weights
+                logits.float(), labels, weight=self.loss_weights,
+                label_smoothing=self.label_smoothing,
             )
         return output
 

@@ -200,6 +200,7 @@ class ClassifierTrainer:
         )
         if self.args.class_weights:
             self.model.set_class_weights(class_weights(self.train_set, self.labels))
+        self.model.label_smoothing = self.args.label_smoothing
 
     def _hf_arguments(self, work_dir: str, has_validation: bool) -> Any:
         from transformers import TrainingArguments

@@ -47,6 +47,10 @@ WEBHOOK = "https://oapi.dingtalk.com/robot/sendBySession?session=" + SESSION_TOK
 
 OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
 
+# Sanic rewrites its protocol class when an app starts; only in test mode can a
+# second app start in the same process. sanic-testing sets this flag the same way.
+Sanic.test_mode = True
+
 
 def headers(timestamp: int | str = NOW_MS, secret: str = SECRET) -> dict[str, str]:
     """The headers DingTalk sends: ``timestamp`` and its ``sign``."""
@@ -371,21 +375,20 @@ async def serve(channel: DingTalkInput, on_new_message: OnNewMessage) -> AsyncIt
     """Runs the channel's blueprint as Rasa mounts it; yields the webhook URL."""
     app = Sanic(f"dingtalk-test-{uuid.uuid4().hex}", configure_logging=False)
     app.blueprint(channel.blueprint(on_new_message), url_prefix="/webhooks/dingtalk")
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen()
-    server = await app.create_server(sock=sock, return_asyncio_server=True,
-                                     access_log=False)
-    await server.startup()
-    await server.before_start()
-    await server.after_start()
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}/webhooks/dingtalk"
-    finally:
-        await server.before_stop()
-        await server.close()
-        await server.after_stop()
-        sock.close()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        server = await app.create_server(sock=sock, return_asyncio_server=True,
+                                         access_log=False)
+        try:
+            await server.startup()
+            await server.before_start()
+            await server.after_start()
+            yield f"http://127.0.0.1:{sock.getsockname()[1]}/webhooks/dingtalk"
+        finally:
+            await server.before_stop()
+            await server.close()
+            await server.after_stop()
 
 
 class Robot:

@@ -25,6 +25,8 @@ from training.exceptions import ArgumentsError
         ("early_stopping_patience", -1, "0 \\(off\\) or more"),
         ("device", "tpu", "use one of auto, cpu, cuda"),
         ("num_threads", 0, "use 1 or more"),
+        ("label_smoothing", 1.0, r"fraction in \[0, 1\)"),
+        ("label_smoothing", -0.1, r"fraction in \[0, 1\)"),
     ],
 )
 def test_train_arguments_name_field_value_and_fix(field: str, value: object, fix: str) -> None:

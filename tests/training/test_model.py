@@ -140,3 +140,22 @@ def test_head_for_another_label_count_is_refused(artifact_copy: Path) -> None:
 
     with pytest.raises(ArtifactError, match="does not match 4 labels"):
         model_module.load_artifact(artifact_copy)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+def test_label_smoothing_changes_the_loss_as_cross_entropy_does(tiny_checkpoint, smoothing) -> None:
+    import torch
+
+    from training.model import build_model
+
+    model, tokenizer = build_model(tiny_checkpoint, num_labels=3)
+    model.eval()
+    model.label_smoothing = smoothing
+    batch = tokenizer(["hello there", "refund please"], return_tensors="pt", padding=True)
+    labels = torch.tensor([0, 2])
+
+    output = model(**batch, labels=labels)
+
+    expected = torch.nn.functional.cross_entropy(output["logits"].float(), labels,
+                                                 label_smoothing=smoothing)
+    assert torch.allclose(output["loss"], expected)

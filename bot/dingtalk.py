@@ -453,7 +453,8 @@ class DingTalkInput(InputChannel):
             InvalidConfigException: ``app_secret`` is missing or empty, or a
                 number is not a positive number.
         """
-        credentials = credentials or {}
+        # Not a mapping (e.g. an empty block): Rasa would hide an AttributeError.
+        credentials = credentials if isinstance(credentials, dict) else {}
         secret = credentials.get("app_secret")
         if not isinstance(secret, str) or not secret.strip():
             raise InvalidConfigException(

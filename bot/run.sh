@@ -54,7 +54,8 @@ step "Starting the assistant on 127.0.0.1:$RASA_PORT"
 # Token authentication on the HTTP API; CORS only for the web chat's origin.
 "$VENV_BIN/rasa" run --enable-api --auth-token "$RASA_TOKEN" \
   --cors "$ORIGIN" "http://127.0.0.1:$RASA_PORT" --interface 127.0.0.1 --port "$RASA_PORT" \
-  --model models/assistant.tar.gz --endpoints endpoints.yml --credentials credentials.yml &
+  --model models/assistant.tar.gz --endpoints endpoints.yml \
+  --credentials "${RASA_CREDENTIALS:-credentials.yml}" &
 pids+=($!)
 
 for _ in $(seq 1 180); do

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,6 +19,7 @@ from rasa.shared.exceptions import InvalidConfigException
 from rasa.shared.nlu.constants import TEXT
 
 ConfigT = TypeVar("ConfigT")
+logger = logging.getLogger(__name__)
 
 # Keys Rasa itself may add to a component's config.
 _RASA_KEYS = frozenset({"name", "finetuning_epoch_fraction"})
@@ -123,15 +125,52 @@ def checked_artifact(component: str, model_path: str, task: str) -> tuple[Path, 
     return source, info
 
 
+BACKENDS = ("auto", "onnx", "torch")
+
+
+def check_serving(component: str, backend: object, num_threads: object) -> None:
+    """Validates the ``backend`` and ``num_threads`` options shared by the components."""
+    if backend not in BACKENDS:
+        raise invalid(component, "backend", backend, f"use one of {', '.join(BACKENDS)}")
+    if num_threads is not None:
+        check_type(component, "num_threads", num_threads, int,
+                   "give a whole number of threads, or null for the library's default")
+        if num_threads < 1:
+            raise invalid(component, "num_threads", num_threads, "use 1 or more")
+
+
+def prepare_serving(component: str, directory: Path, backend: str) -> None:
+    """Adds the int8 ONNX model to a stored artifact unless the backend is ``torch``.
+
+    With ``auto`` a failed export is logged and serving falls back to torch; with
+    ``onnx`` it is an error.
+    """
+    if backend == "torch":
+        return
+    from training.exceptions import TrainingError
+    from training.export import export_onnx, onnx_path
+
+    if onnx_path(directory).is_file():
+        return
+    try:
+        export_onnx(directory)
+    except TrainingError as error:
+        if backend == "onnx":
+            raise invalid(component, "backend", backend,
+                          f"the ONNX export failed ({error}); use torch or auto") from None
+        logger.warning("%s: serving with torch, the ONNX export failed: %s", component, error)
+
+
 def load_predictor(component: str, model_storage: Any, resource: Any, device: str,
-                   task: str) -> Any:
+                   task: str, backend: str = "torch", num_threads: int | None = None) -> Any:
     """Loads the artifact stored in Rasa's model by ``train()``, once per server start."""
     from training.exceptions import TrainingError
     from training.predict import Predictor
 
     try:
         with model_storage.read_from(resource) as directory:
-            return Predictor.load(directory, device=device, expected_task=task)
+            return Predictor.load(directory, device=device, expected_task=task,
+                                  backend=backend, num_threads=num_threads)
     except (ValueError, TrainingError) as error:
         raise InvalidConfigException(
             f"{component}: the stored {task} model cannot be loaded ({error}); "

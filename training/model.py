@@ -253,6 +253,17 @@ def save_artifact(model: EncoderClassifier, tokenizer: Any, directory: str | Pat
     return directory
 
 
+def check_artifact_info(directory: str | Path, expected_task: str | None) -> ArtifactInfo:
+    """``classifier.json`` of ``directory``, refused when it is not of ``expected_task``."""
+    info = ArtifactInfo.read(directory)
+    if expected_task is not None and info.task != expected_task:
+        raise ArtifactError(
+            f"'{directory}' holds a {info.task} classifier, not a {expected_task} one; "
+            f"point to an artifact of `python -m training {expected_task}`"
+        )
+    return info
+
+
 def load_artifact(directory: str | Path, *, device: str | torch.device = "cpu",
                   expected_task: str | None = None) -> tuple[EncoderClassifier, Any, ArtifactInfo]:
     """Loads an artifact for inference (eval mode, on ``device``).
@@ -264,12 +275,7 @@ def load_artifact(directory: str | Path, *, device: str | torch.device = "cpu",
     from transformers import AutoModel, AutoTokenizer
 
     directory = Path(directory)
-    info = ArtifactInfo.read(directory)
-    if expected_task is not None and info.task != expected_task:
-        raise ArtifactError(
-            f"'{directory}' holds a {info.task} classifier, not a {expected_task} one; "
-            f"point to an artifact of `python -m training {expected_task}`"
-        )
+    info = check_artifact_info(directory, expected_task)
     head_path = directory / HEAD_FILE
     if not head_path.is_file():
         raise ArtifactError(f"'{directory}' is incomplete: {HEAD_FILE} is missing; retrain it")

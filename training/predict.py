@@ -46,6 +46,9 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+BACKENDS = ("torch", "onnx", "auto")
+
+
 class Predictor:
     """Loads an artifact once and classifies texts in batches.
 
@@ -59,24 +62,78 @@ class Predictor:
         device: Where the model runs.
     """
 
-    def __init__(self, model: EncoderClassifier, tokenizer: Any, info: ArtifactInfo,
-                 device: torch.device) -> None:
+    def __init__(self, model: EncoderClassifier | None, tokenizer: Any, info: ArtifactInfo,
+                 device: torch.device, session: Any = None) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.info = info
         self.device = device
+        self.session = session
+        self.backend = "onnx" if session is not None else "torch"
         self.labels = list(info.labels)
         self.max_length = int(info.max_length)
         self._tokenizer_lock = threading.Lock()
+        if session is not None:
+            self._onnx_inputs = {item.name for item in session.get_inputs()}
 
     @classmethod
     def load(cls, directory: str | Path, *, device: str = "auto",
-             expected_task: str | None = None) -> Predictor:
-        """Loads ``directory`` (see ``training.model``) onto ``device``."""
+             expected_task: str | None = None, backend: str = "torch",
+             num_threads: int | None = None) -> Predictor:
+        """Loads ``directory`` (see ``training.model``).
+
+        Args:
+            directory: The artifact.
+            device: ``auto``, ``cpu`` or ``cuda`` (torch backend).
+            expected_task: Refuse an artifact of another task.
+            backend: ``torch``; ``onnx`` for its int8 ONNX model (``training.export``)
+                on ONNX Runtime, CPU only; ``auto`` for ``onnx`` when the artifact
+                has one and the device is the CPU, else ``torch``.
+            num_threads: CPU threads for one forward pass; ``None`` keeps the
+                library's default. One is fastest for single messages on a busy
+                server (measured: 11 ms against 21 ms with two on 2 cores).
+        """
+        from training.export import onnx_path
+
+        if backend not in BACKENDS:
+            raise ValueError(f"backend={backend!r}: use one of {', '.join(BACKENDS)}")
         resolved = resolve_device(device)
+        onnx_file = onnx_path(directory)
+        if backend == "auto":
+            backend = "onnx" if onnx_file.is_file() and resolved.type == "cpu" else "torch"
+        if backend == "onnx":
+            return cls._load_onnx(Path(directory), onnx_file, expected_task, num_threads)
+        if num_threads:
+            torch.set_num_threads(num_threads)
         model, tokenizer, info = load_artifact(directory, device=resolved,
                                                expected_task=expected_task)
         return cls(model, tokenizer, info, resolved)
+
+    @classmethod
+    def _load_onnx(cls, directory: Path, onnx_file: Path, expected_task: str | None,
+                   num_threads: int | None) -> Predictor:
+        import onnxruntime
+        from transformers import AutoTokenizer
+
+        from training.exceptions import ArtifactError
+        from training.model import check_artifact_info
+
+        info = check_artifact_info(directory, expected_task)
+        if not onnx_file.is_file():
+            raise ArtifactError(f"'{directory}' has no ONNX model ({onnx_file.name}); export "
+                                "one with training.export.export_onnx or use backend torch")
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = num_threads or 0
+        options.inter_op_num_threads = 1
+        options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            session = onnxruntime.InferenceSession(str(onnx_file), options,
+                                                   providers=["CPUExecutionProvider"])
+        except Exception as error:  # onnxruntime raises its own untyped errors
+            raise ArtifactError(f"'{onnx_file}' is not a loadable ONNX model: {error}") from None
+        tokenizer = AutoTokenizer.from_pretrained(str(directory))
+        return cls(None, tokenizer, info, torch.device("cpu"), session=session)
 
     def _encode(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         limit = self.max_length * _CHARS_PER_TOKEN_BOUND
@@ -86,6 +143,13 @@ class Predictor:
                                    max_length=self.max_length, return_tensors="pt")
         return {key: value.to(self.device) for key, value in batch.items()
                 if key in ("input_ids", "attention_mask", "token_type_ids")}
+
+    def _logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.session is None:
+            return self.model(**batch)["logits"]
+        feed = {name: value.numpy() for name, value in batch.items()
+                if name in self._onnx_inputs}
+        return torch.from_numpy(self.session.run(["logits"], feed)[0])
 
     @torch.inference_mode()
     def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
@@ -98,7 +162,7 @@ class Predictor:
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         for start in range(0, len(order), batch_size):
             indices = order[start:start + batch_size]
-            logits = self.model(**self._encode([texts[i] for i in indices]))["logits"]
+            logits = self._logits(self._encode([texts[i] for i in indices]))
             probabilities[indices] = torch.softmax(logits.float(), dim=-1).cpu()
         return probabilities
 

@@ -259,10 +259,10 @@ def test_recent_message_ids_forget_after_the_window_and_stay_bounded() -> None:
 
 @pytest.mark.parametrize(
     "credentials",
-    [None, {}, {"app_secret": None}, {"app_secret": ""}, {"app_secret": "  "},
+    [None, {}, "app_secret", {"app_secret": None}, {"app_secret": ""}, {"app_secret": "  "},
      {"app_secret": 12345}, {"app_key": "dingappkey123"}],
 )
-def test_from_credentials_names_the_missing_secret(credentials: dict | None) -> None:
+def test_from_credentials_names_the_missing_secret(credentials: Any) -> None:
     with pytest.raises(InvalidConfigException, match="app_secret.*DINGTALK_APP_SECRET"):
         DingTalkInput.from_credentials(credentials)
 

@@ -105,6 +105,9 @@ def test_no_messages(case: ComponentCase, build) -> None:
         ({"predict_batch_size": 0}, "'predict_batch_size: 0' is invalid"),
         ({"predict_batch_size": "8"}, "give a whole number"),
         ({"batch_sise": 8}, "unknown option\\(s\\) batch_sise"),
+        ({"backend": "tensorrt"}, "'backend: 'tensorrt'' is invalid; use one of auto, onnx, torch"),
+        ({"num_threads": 0}, "'num_threads: 0' is invalid; use 1 or more"),
+        ({"num_threads": "2"}, "'num_threads: '2'' is invalid"),
     ],
 )
 def test_bad_config_raises_invalid_config(case: ComponentCase, config: dict, message: str,
@@ -153,3 +156,28 @@ def test_importing_components_and_actions_loads_no_torch() -> None:
                              text=True, timeout=300)
 
     assert process.returncode == 0, process.stdout + process.stderr
+
+
+@pytest.mark.parametrize(("backend", "expected"), [("auto", "onnx"), ("onnx", "onnx"),
+                                                   ("torch", "torch")])
+def test_serving_backend(case: ComponentCase, build, backend: str, expected: str) -> None:
+    component = build(case, resource_name=f"component-{backend}", backend=backend)
+
+    assert component._predictor.backend == expected
+    [message] = component.process([Message(data={"text": "where is my order 1234"})])
+    added = message.get(case.added_keys[0])
+    assert added  # the ONNX path sets the same keys as the torch one
+
+
+def test_onnx_and_torch_agree_on_labels(case: ComponentCase, build) -> None:
+    texts = ["where is my order 1234", "refund please 55", "hello there 9", "i am angry 3",
+             "great thanks 8"]
+    labels = {}
+    for backend in ("onnx", "torch"):
+        component = build(case, resource_name=f"agree-{backend}", backend=backend)
+        messages = component.process([Message(data={"text": text}) for text in texts])
+        key = case.added_keys[0]
+        labels[backend] = [(m.get(key) or {}).get("name") or (m.get(key) or {}).get("label")
+                           for m in messages]
+
+    assert labels["onnx"] == labels["torch"]

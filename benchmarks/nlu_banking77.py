@@ -70,6 +70,7 @@ pipeline:
     batch_size: {batch_size}
     label_smoothing: {label_smoothing}
     max_length: 64
+    backend: {backend}
   # Not used for intents; here so that the latency benchmark serves this same
   # model with intent plus sentiment, as the assistant does.
   - name: nlu_components.SentimentAnalyzer
@@ -124,6 +125,7 @@ def bench(name: str, options: argparse.Namespace, work: Path) -> dict:
     config = PIPELINES[name].format(epochs=options.epochs, learning_rate=options.learning_rate,
                                     batch_size=options.batch_size,
                                     label_smoothing=options.label_smoothing,
+                                    backend=options.backend,
                                     sentiment_model=ROOT / "models" / "sentiment")
     (project / "config.yml").write_text(config, encoding="utf-8")
     train_s = run([rasa, "train", "nlu", "--config", "config.yml", "--nlu", "train.yml",
@@ -164,11 +166,14 @@ def main() -> int:
                         help="comma-separated subset of: " + ", ".join(PIPELINES))
     parser.add_argument("--datasets", type=Path, default=ROOT.parent / "shared" / "datasets")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
-    parser.add_argument("--epochs", type=float, default=5, help="ours: epochs (default 5)")
+    parser.add_argument("--epochs", type=float, default=6, help="ours: epochs (default 6)")
     parser.add_argument("--learning-rate", type=float, default=2e-4, help="ours: peak rate")
     parser.add_argument("--batch-size", type=int, default=32, help="ours: batch size")
     parser.add_argument("--label-smoothing", type=float, default=0.1,
                         help="ours: label smoothing (default 0.1)")
+    parser.add_argument("--backend", default="torch", choices=("torch", "onnx", "auto"),
+                        help="ours: serving backend while testing (default torch; "
+                             "benchmarks/onnx_accuracy.py measures what int8 ONNX changes)")
     options = parser.parse_args()
     names = [n.strip() for n in options.pipelines.split(",") if n.strip()]
     unknown = sorted(set(names) - set(PIPELINES))

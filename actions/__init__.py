@@ -18,6 +18,10 @@ from actions.orders import (
     ActionProductAvailability,
 )
 from actions.payments import ActionPaymentTriage
+from actions.privacy import install as _mask_personal_data_in_logs
+
+# rasa-sdk has configured logging when it imports this package.
+_mask_personal_data_in_logs()
 
 __all__ = [
     "ActionAnswerFaq",

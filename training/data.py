@@ -12,7 +12,8 @@ import logging
 import random
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,6 +102,19 @@ def _require_file(path: Path) -> None:
         raise DataFileNotFoundError(f"data file not found: '{path}'")
 
 
+@contextmanager
+def _readable(path: Path) -> Iterator[None]:
+    """Turns what a malformed file raises while being read into a ``DataError``."""
+    try:
+        yield
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}: not UTF-8 text (byte {error.start}: {error.reason})") from None
+    except csv.Error as error:
+        raise DataError(f"{path}: not valid CSV/TSV ({error})") from None
+    except RecursionError:
+        raise DataError(f"{path}: nested too deeply to read") from None
+
+
 def _parse_rasa_examples(examples: object, source: Path) -> list[str]:
     if isinstance(examples, str):
         lines = examples.splitlines()
@@ -134,7 +148,8 @@ def load_rasa_nlu(path: str | Path, *, full_retrieval_intent: bool = False) -> L
     pairs: list[tuple[str, str]] = []
     for file in files:
         try:
-            content = yaml.safe_load(file.read_text(encoding="utf-8"))
+            with _readable(file):
+                content = yaml.safe_load(file.read_text(encoding="utf-8"))
         except yaml.YAMLError as error:
             raise DataError(f"{file}: not valid YAML ({str(error).splitlines()[0]})") from None
         if not isinstance(content, Mapping) or not isinstance(content.get("nlu"), list):
@@ -176,7 +191,7 @@ def load_delimited(
     """
     path = Path(path)
     _require_file(path)
-    with path.open(newline="", encoding="utf-8") as handle:
+    with _readable(path), path.open(newline="", encoding="utf-8") as handle:
         # SST-2's TSV has unescaped quotes inside sentences.
         quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
         reader = csv.DictReader(handle, delimiter=delimiter, quoting=quoting)
@@ -194,7 +209,7 @@ def load_jsonl(
     path = Path(path)
     _require_file(path)
     pairs = []
-    with path.open(encoding="utf-8") as handle:
+    with _readable(path), path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue

@@ -10,12 +10,14 @@ export TOKENIZERS_PARALLELISM := false
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: run test test-fast install chromium clean-models help
+.PHONY: run test test-fast reliability audit install chromium redis clean-models help
 
 help:
 	@echo "make run        install, train the classifiers and the assistant, serve it"
 	@echo "make test       install and run the whole test suite"
 	@echo "make test-fast  the test suite without the slow tests"
+	@echo "make reliability  two Rasa instances with a Redis lock store under load (CI runs it)"
+	@echo "make audit      pip-audit over the installed set (needs the vulnerability services)"
 
 # Python 3.10: on PATH, or any pyenv 3.10.x; a clear message otherwise.
 $(PY):
@@ -46,6 +48,34 @@ chromium:
 	echo "installing Debian's chromium for the browser test ($(CHROMIUM) is missing)"; \
 	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update && \
 	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
+
+# The multi-instance load check (benchmarks/load.py) needs redis-server for Rasa's
+# lock store; installed like Chromium.
+redis:
+	@if command -v redis-server >/dev/null 2>&1; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "redis-server is missing and apt-get is not available; install Redis." >&2; exit 1; \
+	fi; \
+	sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	echo "installing Debian's redis-server for the lock store check"; \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update && \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends redis-server
+
+# 32 customers, several hundred messages, over two `rasa run` processes sharing one
+# tracker store and a Redis lock store; fails on any error, lost or interleaved message.
+reliability: $(STAMP) redis
+	$(PY) benchmarks/load.py --assistants ours --instances 2 --lock-store redis \
+	  --levels 32 --conversations 2 --tag-senders --double-send --check \
+	  --name load_multi_instance
+
+# pip-audit reaches PyPI's and OSV's vulnerability services; where they cannot be
+# reached (as on our build machines) README "Dependency audit" has the offline check.
+# It runs from its own venv, so that its dependencies cannot disturb Rasa's pins.
+audit: $(STAMP)
+	@[ -x .venv-audit/bin/pip-audit ] || { $(PY) -m venv .venv-audit && \
+	  .venv-audit/bin/pip install --quiet "pip-audit==2.10.1"; }
+	$(PY) -m pip freeze --all --exclude-editable | grep -v " @ file:" > .venv-audit/frozen.txt
+	.venv-audit/bin/pip-audit --requirement .venv-audit/frozen.txt --no-deps --disable-pip
 
 test: $(STAMP) chromium
 	$(PY) -m pytest

@@ -22,6 +22,8 @@ fi
 
 step "Training the assistant (rasa train; unchanged parts come from the cache)"
 "$VENV_BIN/rasa" train --fixed-model-name assistant --out models
+# Rasa would serve empty answers from an unreadable archive; refuse instead.
+"$VENV_BIN/python" -m bot.check_model models/assistant.tar.gz
 
 # The HTTP API's token: RASA_TOKEN if set, else one generated on the first run.
 if [ -z "${RASA_TOKEN:-}" ]; then

@@ -14,17 +14,21 @@ from __future__ import annotations
 
 import html
 import inspect
+import json
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from rasa.core.channels.channel import InputChannel, UserMessage
-from rasa.core.channels.socketio import SocketBlueprint, SocketIOInput
+from rasa.core.channels.socketio import SocketBlueprint, SocketIOInput, SocketIOOutput
 from sanic import response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 from socketio import AsyncServer
+
+logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().with_name("webchat")
 DEFAULT_TITLE = "Shopwise assistant"
@@ -169,6 +173,8 @@ class WebChatInput(SocketIOInput):
         # only the server is kept (its health route would clash with the page).
         sio: AsyncServer = super().blueprint(on_new_message).ctx.sio
         sio.on("session_request", namespace=self.namespace)(self._session_request(sio))
+        sio.on(self.user_message_evt, namespace=self.namespace)(
+            self._user_uttered(sio, on_new_message))
         webchat = SocketBlueprint(sio, self.socketio_path, "webchat")
 
         @webchat.route("/", methods=["GET", "HEAD"])
@@ -202,6 +208,48 @@ class WebChatInput(SocketIOInput):
                 entered = sio.enter_room(sid, session_id, namespace=self.namespace)
                 if inspect.isawaitable(entered):  # python-socketio >= 5.10
                     await entered
+                await sio.save_session(sid, {"session_id": session_id}, namespace=self.namespace)
             await sio.emit("session_confirm", session_id, room=sid, namespace=self.namespace)
 
         return session_request
+
+    def _user_uttered(self, sio: AsyncServer,
+                      on_new_message: Callable[[UserMessage], Awaitable[Any]]
+                      ) -> Callable[..., Awaitable[None]]:
+        """Rasa's ``user_uttered`` handler, for untrusted payloads.
+
+        Rasa's own raises on a payload that is not an object or on metadata that
+        is not JSON, passes non-text messages into the pipeline, and lets a
+        socket write into any session whose id it names. This one ignores (and
+        logs) malformed events and accepts messages only for the session this
+        socket requested.
+        """
+
+        async def handle_message(sid: str, *args: Any) -> None:
+            # Clients may emit no argument or several: only one object is a message.
+            data = args[0] if len(args) == 1 else None
+            text = data.get("message") if isinstance(data, dict) else None
+            if not isinstance(text, str):
+                logger.warning("web chat: ignored a %s event without a text message",
+                               self.user_message_evt)
+                return
+            sender_id = sid
+            if self.session_persistence:
+                session = await sio.get_session(sid, namespace=self.namespace)
+                sender_id = session.get("session_id")
+                if sender_id is None or data.get("session_id") != sender_id:
+                    logger.warning("web chat: ignored a message for a session this socket "
+                                   "has not requested")
+                    return
+            metadata = data.get(self.metadata_key)
+            if isinstance(metadata, str):
+                try:
+                    metadata = json.loads(metadata)
+                except ValueError:
+                    metadata = None
+            await on_new_message(UserMessage(
+                text, SocketIOOutput(sio, self.bot_message_evt), sender_id,
+                input_channel=self.name(),
+                metadata=metadata if isinstance(metadata, dict) else {}))
+
+        return handle_message

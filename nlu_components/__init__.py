@@ -6,12 +6,14 @@ Import cost is kept low: torch and transformers load inside ``train()`` and
 - ``TransformerIntentClassifier``: fine-tuned intent classifier
 - ``SentimentAnalyzer``: adds ``sentiment`` to every message
 - ``SentimentEscalationPolicy``: hands angry customers to a human (a dialogue policy)
+- ``ActionFailurePolicy``: answers when the action server failed (a dialogue policy)
 """
 
 from __future__ import annotations
 
+from nlu_components.action_failure_policy import ActionFailurePolicy
 from nlu_components.sentiment_analyzer import SentimentAnalyzer
 from nlu_components.sentiment_escalation_policy import SentimentEscalationPolicy
 from nlu_components.transformer_intent_classifier import TransformerIntentClassifier
 
-__all__ = ["SentimentAnalyzer", "SentimentEscalationPolicy", "TransformerIntentClassifier"]
+__all__ = ["ActionFailurePolicy", "SentimentAnalyzer", "SentimentEscalationPolicy", "TransformerIntentClassifier"]

@@ -161,21 +161,40 @@ def prepare_serving(component: str, directory: Path, backend: str) -> None:
         logger.warning("%s: serving with torch, the ONNX export failed: %s", component, error)
 
 
+class ModelRefused(SystemExit):
+    """A stored model that cannot be served: ``rasa run`` stops, naming the file.
+
+    A ``SystemExit`` on purpose: Rasa 3.6's ``load_agent`` catches every
+    ``Exception`` while loading a model, logs it and serves on without one,
+    which would answer customers with nothing or with wrong intents.
+    """
+
+
 def load_predictor(component: str, model_storage: Any, resource: Any, device: str,
                    task: str, backend: str = "torch", num_threads: int | None = None) -> Any:
-    """Loads the artifact stored in Rasa's model by ``train()``, once per server start."""
-    from training.exceptions import TrainingError
+    """Loads the artifact stored in Rasa's model by ``train()``, once per server start.
+
+    Raises:
+        ModelRefused: the artifact is missing, truncated or of another task; its
+            message names the file and says to run ``rasa train`` again.
+    """
     from training.predict import Predictor
 
     try:
         with model_storage.read_from(resource) as directory:
             return Predictor.load(directory, device=device, expected_task=task,
                                   backend=backend, num_threads=num_threads)
-    except (ValueError, TrainingError) as error:
-        raise InvalidConfigException(
-            f"{component}: the stored {task} model cannot be loaded ({error}); "
-            "run `rasa train` again."
-        ) from None
+    except Exception as error:  # noqa: BLE001 - any unreadable file refuses the model
+        message = (f"{component}: refusing to serve; the {task} model stored in the Rasa "
+                   f"model (components/{resource.name}) cannot be loaded: "
+                   f"{_first_line(error)}. Run `rasa train` again.")
+        logger.critical(message)
+        raise ModelRefused(message) from error
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def message_texts(messages: list[Any]) -> list[str]:

@@ -83,6 +83,49 @@ def wait_until_up(url: str, processes: list[subprocess.Popen], seconds: int = 24
     raise AssertionError(f"{url} did not come up in {seconds} s")
 
 
+def endpoints_file(path: Path, actions_url: str, tracker_db: Path) -> Path:
+    """An endpoints.yml with the action server's URL and a SQLite tracker store."""
+    path.write_text(
+        f'action_endpoint:\n  url: "{actions_url}"\n'
+        f'tracker_store:\n  type: SQL\n  dialect: "sqlite"\n  db: "{tracker_db}"\n')
+    return path
+
+
+def start_action_server(port: int, shop: Path, rasa_port: int, token: str,
+                        log: Path) -> subprocess.Popen:
+    """`rasa run actions` on 127.0.0.1:port with its own shop database."""
+    with log.open("a") as out:
+        return subprocess.Popen(
+            [str(BIN / "rasa"), "run", "actions", "--actions", "actions", "--port", str(port)],
+            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+            env=ENV | {"SANIC_HOST": "127.0.0.1", "RASA_TOKEN": token,
+                       "RASA_URL": f"http://127.0.0.1:{rasa_port}",
+                       "SHOP_DATABASE_URL": f"sqlite+aiosqlite:///{shop}"})
+
+
+def start_rasa(model: Path, port: int, endpoints: Path, token: str,
+               log: Path) -> subprocess.Popen:
+    """`rasa run --enable-api` with token authentication on 127.0.0.1:port."""
+    with log.open("a") as out:
+        return subprocess.Popen(
+            [str(BIN / "rasa"), "run", "--enable-api", "--auth-token", token,
+             "--interface", "127.0.0.1", "--port", str(port), "--model", str(model),
+             "--endpoints", str(endpoints), "--credentials", "credentials.yml"],
+            cwd=ROOT, env=ENV, stdout=out, stderr=subprocess.STDOUT)
+
+
+def stop(*processes: subprocess.Popen) -> None:
+    """Terminates the processes, killing those that do not end within 30 s."""
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def serve_assistant(assistant_model: Path,
                     tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """`rasa run --enable-api` and the action server on free localhost ports."""
@@ -91,38 +134,16 @@ def serve_assistant(assistant_model: Path,
     database = work / "tracker.db"
     token = secrets.token_urlsafe(16)
     shop = work / "shop.db"
-    endpoints = work / "endpoints.yml"
-    endpoints.write_text(
-        f'action_endpoint:\n  url: "http://127.0.0.1:{actions_port}/webhook"\n'
-        f'tracker_store:\n  type: SQL\n  dialect: "sqlite"\n  db: "{database}"\n')
-    logs = [(work / name).open("w") for name in ("actions.log", "rasa.log")]
+    actions_url = f"http://127.0.0.1:{actions_port}/webhook"
+    endpoints = endpoints_file(work / "endpoints.yml", actions_url, database)
     processes = [
-        subprocess.Popen([str(BIN / "rasa"), "run", "actions", "--actions", "actions",
-                          "--port", str(actions_port)], cwd=ROOT,
-                         env=ENV | {"SANIC_HOST": "127.0.0.1", "RASA_TOKEN": token,
-                                    "RASA_URL": f"http://127.0.0.1:{rasa_port}",
-                                    "SHOP_DATABASE_URL": f"sqlite+aiosqlite:///{shop}"},
-                         stdout=logs[0], stderr=subprocess.STDOUT),
-        subprocess.Popen([str(BIN / "rasa"), "run", "--enable-api", "--auth-token", token,
-                          "--interface", "127.0.0.1",
-                          "--port", str(rasa_port), "--model", str(assistant_model),
-                          "--endpoints", str(endpoints), "--credentials", "credentials.yml"],
-                         cwd=ROOT, env=ENV, stdout=logs[1], stderr=subprocess.STDOUT),
+        start_action_server(actions_port, shop, rasa_port, token, work / "actions.log"),
+        start_rasa(assistant_model, rasa_port, endpoints, token, work / "rasa.log"),
     ]
     try:
         wait_until_up(f"http://127.0.0.1:{actions_port}/health", processes)
         wait_until_up(f"http://127.0.0.1:{rasa_port}/", processes)  # no token needed
         yield {"url": f"http://127.0.0.1:{rasa_port}", "database": database, "work": work,
-               "token": token, "shop": shop}
+               "token": token, "shop": shop, "actions_url": actions_url}
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        for log in logs:
-            log.close()
-
-
+        stop(*processes)

@@ -264,6 +264,19 @@ def check_artifact_info(directory: str | Path, expected_task: str | None) -> Art
     return info
 
 
+def load_tokenizer(directory: str | Path) -> Any:
+    """The artifact's tokenizer; raises ``ArtifactError`` naming its files."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(directory))
+    except Exception as error:  # noqa: BLE001 - tokenizers raises bare Exception on bad JSON
+        raise ArtifactError(
+            f"the tokenizer of '{directory}' (tokenizer.json, tokenizer_config.json) cannot "
+            f"be loaded: {_first_line(error)}"
+        ) from None
+
+
 def load_artifact(directory: str | Path, *, device: str | torch.device = "cpu",
                   expected_task: str | None = None) -> tuple[EncoderClassifier, Any, ArtifactInfo]:
     """Loads an artifact for inference (eval mode, on ``device``).
@@ -272,7 +285,7 @@ def load_artifact(directory: str | Path, *, device: str | torch.device = "cpu",
         ArtifactError: a file is missing or truncated, or the task is not ``expected_task``.
     """
     from safetensors.torch import load_file
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoModel
 
     directory = Path(directory)
     info = check_artifact_info(directory, expected_task)
@@ -281,11 +294,19 @@ def load_artifact(directory: str | Path, *, device: str | torch.device = "cpu",
         raise ArtifactError(f"'{directory}' is incomplete: {HEAD_FILE} is missing; retrain it")
     try:
         check_checkpoint(directory, role="artifact")
+    except NotAModelError as error:
+        raise ArtifactError(str(error)) from None
+    weights = next(name for name in _WEIGHT_FILES if (directory / name).is_file())
+    try:
         encoder = AutoModel.from_pretrained(directory)
-        tokenizer = AutoTokenizer.from_pretrained(directory)
+    except _load_errors() as error:
+        raise ArtifactError(f"'{directory}' cannot be loaded (config.json or {weights}): "
+                            f"{_first_line(error)}") from None
+    tokenizer = load_tokenizer(directory)
+    try:
         head = load_file(str(head_path))
-    except (NotAModelError, *_load_errors()) as error:
-        raise ArtifactError(f"'{directory}' cannot be loaded: {_first_line(error)}") from None
+    except _load_errors() as error:
+        raise ArtifactError(f"'{head_path}' cannot be loaded: {_first_line(error)}") from None
     model = EncoderClassifier(encoder, len(info.labels), pooling=info.pooling)
     try:
         model.head.load_state_dict(head)

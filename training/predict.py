@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from training.model import ArtifactInfo, EncoderClassifier, load_artifact
+from training.model import ArtifactInfo, EncoderClassifier, load_artifact, load_tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +113,6 @@ class Predictor:
     def _load_onnx(cls, directory: Path, onnx_file: Path, expected_task: str | None,
                    num_threads: int | None) -> Predictor:
         import onnxruntime
-        from transformers import AutoTokenizer
 
         from training.exceptions import ArtifactError
         from training.model import check_artifact_info
@@ -132,8 +131,7 @@ class Predictor:
                                                    providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime raises its own untyped errors
             raise ArtifactError(f"'{onnx_file}' is not a loadable ONNX model: {error}") from None
-        tokenizer = AutoTokenizer.from_pretrained(str(directory))
-        return cls(None, tokenizer, info, torch.device("cpu"), session=session)
+        return cls(None, load_tokenizer(directory), info, torch.device("cpu"), session=session)
 
     def _encode(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         limit = self.max_length * _CHARS_PER_TOKEN_BOUND

@@ -95,3 +95,56 @@ async def test_missing_folder_is_unavailable(tmp_path) -> None:
     with pytest.raises(BackendUnavailable, match="does not exist"):
         await backend.get_order("12345")
 
+
+
+# Run in a child process that cannot write the file: as root, without the
+# capabilities that let root write read-only files (setpriv drops them).
+READ_ONLY_PROBE = """
+import asyncio, json, sys
+from actions.backend import NewTicket
+from actions.db import SqlBackend
+from actions.exceptions import BackendUnavailable
+
+async def probe():
+    backend = SqlBackend(sys.argv[1], busy_timeout_s=0.2)
+    outcome = {"read": (await backend.get_order("12345")).status}
+    for name, write in [("cancel", backend.cancel_order("48213")),
+                        ("ticket", backend.create_ticket(NewTicket("c", "requested")))]:
+        try:
+            await write
+            outcome[name] = "written"
+        except BackendUnavailable as error:
+            outcome[name] = str(error)
+    outcome["read_again"] = (await backend.get_order("48213")).status
+    await backend.close()
+    print(json.dumps(outcome))
+
+asyncio.run(probe())
+"""
+
+
+async def test_read_only_database_reads_and_refuses_writes_cleanly(database_url) -> None:
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    await SqlBackend(database_url).start()  # an existing, seeded shop
+    path = _path(database_url)
+    path.chmod(0o444)
+    prefix = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("as root, a read-only file needs setpriv (util-linux) to be read-only")
+        prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner"]
+    root = Path(__file__).resolve().parents[2]
+
+    probe = subprocess.run([*prefix, sys.executable, "-c", READ_ONLY_PROBE, database_url],
+                           cwd=root, capture_output=True, text=True, timeout=120)
+
+    assert probe.returncode == 0, probe.stderr[-2000:]
+    outcome = json.loads(probe.stdout.strip().splitlines()[-1])
+    assert outcome["read"] == "shipped" and outcome["read_again"] == "processing"
+    assert "readonly database" in outcome["cancel"], outcome
+    assert "readonly database" in outcome["ticket"], outcome

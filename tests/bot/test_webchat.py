@@ -269,3 +269,57 @@ def test_credentials_yml_registers_the_channel() -> None:
     assert "bot.webchat.WebChatInput" in credentials
     channel = WebChatInput.from_credentials(credentials["bot.webchat.WebChatInput"])
     assert isinstance(channel, WebChatInput) and channel.title
+
+
+# -- untrusted socket.io payloads ---------------------------------------------------------
+
+SESSION = "session-odd"
+ODD_PAYLOADS = {
+    "extra fields": ({"message": "hi", "session_id": SESSION, "foo": {"bar": [1]},
+                      "__proto__": {"admin": True}}, "echo: hi"),
+    "metadata not JSON": ({"message": "hi", "session_id": SESSION, "metadata": "{oops"},
+                          "echo: hi"),
+    "metadata a list": ({"message": "hi", "session_id": SESSION, "metadata": [1, 2]},
+                        "echo: hi"),
+    "text a number": ({"message": 5, "session_id": SESSION}, None),
+    "text an object": ({"message": {"text": "hi"}, "session_id": SESSION}, None),
+    "no text": ({"session_id": SESSION}, None),
+    "a string": ("hello", None),
+    "a list": (["hello"], None),
+    "no argument": (None, None),
+    "two arguments": (({"message": "hi", "session_id": SESSION}, "extra"), None),
+    "another session": ({"message": "hi", "session_id": "someone-else"}, None),
+    "session id an object": ({"message": "hi", "session_id": {"$ne": ""}}, None),
+}
+
+
+@pytest.mark.parametrize("name", list(ODD_PAYLOADS))
+async def test_unexpected_payloads_are_ignored_and_the_session_goes_on(
+        client: socketio.AsyncClient, name: str) -> None:
+    payload, expected = ODD_PAYLOADS[name]
+    await request_session(client, SESSION)
+    answers: asyncio.Queue[dict] = asyncio.Queue()
+    client.on("bot_uttered", answers.put_nowait)
+
+    if payload is None:
+        await client.emit("user_uttered")
+    else:
+        await client.emit("user_uttered", payload)
+
+    if expected is None:
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(answers.get(), 1)
+    else:
+        assert (await asyncio.wait_for(answers.get(), 10))["text"] == expected
+    assert await utter(client, "still there?", SESSION) == [{"text": "echo: still there?"}]
+
+
+async def test_a_message_before_any_session_request_is_ignored(
+        client: socketio.AsyncClient) -> None:
+    answers: asyncio.Queue[dict] = asyncio.Queue()
+    client.on("bot_uttered", answers.put_nowait)
+
+    await client.emit("user_uttered", {"message": "hi", "session_id": "guessed"})
+
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(answers.get(), 1)

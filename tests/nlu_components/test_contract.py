@@ -181,3 +181,58 @@ def test_onnx_and_torch_agree_on_labels(case: ComponentCase, build) -> None:
                            for m in messages]
 
     assert labels["onnx"] == labels["torch"]
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
+
+
+def _other_task(directory: Path) -> None:
+    info = json.loads((directory / "classifier.json").read_text())
+    info["task"] = "sentiment" if info["task"] == "intent" else "intent"
+    (directory / "classifier.json").write_text(json.dumps(info))
+
+
+# What can be wrong with a stored artifact at `rasa run`, and what the refusal names.
+BROKEN_ARTIFACTS = {
+    "classifier.json missing": (lambda d: (d / "classifier.json").unlink(), "classifier.json"),
+    "classifier.json truncated": (lambda d: _truncate(d / "classifier.json"), "classifier.json"),
+    "ONNX model truncated": (lambda d: _truncate(d / "onnx" / "model.int8.onnx"),
+                             "model.int8.onnx"),
+    "tokenizer truncated": (lambda d: _truncate(d / "tokenizer.json"), "tokenizer"),
+    "model of the other task": (_other_task, "classifier, not a"),
+}
+
+
+@pytest.mark.parametrize("broken", sorted(BROKEN_ARTIFACTS))
+@pytest.mark.parametrize("backend", ["auto", "torch"])
+def test_a_broken_stored_model_refuses_to_serve(case: ComponentCase, build, model_storage,
+                                                execution_context, broken: str,
+                                                backend: str) -> None:
+    from rasa.engine.storage.resource import Resource
+
+    from nlu_components._shared import ModelRefused
+
+    build(case, resource_name="stored", backend=backend)
+    damage, names = BROKEN_ARTIFACTS[broken]
+    if backend == "torch" and "ONNX" in broken:
+        damage, names = (lambda d: _truncate(d / "model.safetensors")), "model.safetensors"
+    damage(Path(model_storage._storage_path) / "stored")
+    config = case.component.get_default_config() | {"device": "cpu", "backend": backend}
+
+    # A SystemExit: Rasa's load_agent would swallow any Exception and serve without a model.
+    with pytest.raises(ModelRefused, match=names) as refused:
+        case.component.load(config, model_storage, Resource("stored"), execution_context)
+    assert not isinstance(refused.value, Exception)
+    assert "rasa train" in str(refused.value) and "components/stored" in str(refused.value)
+
+
+def test_a_model_without_the_component_refuses_to_serve(case: ComponentCase, model_storage,
+                                                        execution_context) -> None:
+    from rasa.engine.storage.resource import Resource
+
+    from nlu_components._shared import ModelRefused
+
+    with pytest.raises(ModelRefused, match="components/never-stored"):
+        case.component.load(case.component.get_default_config(), model_storage,
+                            Resource("never-stored"), execution_context)

@@ -1,0 +1,173 @@
+"""Tells the customer when a custom action failed, instead of going silent.
+
+When the action server is down, answers 500 or takes longer than its timeout,
+Rasa 3.6 logs the error, records the action as executed with no events and
+carries on: the customer gets no answer at all. This policy notices exactly
+that state (``failed_action``: the conversation's last event is a custom
+action or form that produced nothing) and predicts a response such as
+"Sorry, I couldn't finish that just now", then ``action_listen``. Nothing is
+lost: the tracker keeps the user's message, and the next message is handled
+normally.
+
+It also bounds how long Rasa waits for the action server. Rasa 3.6 waits five
+minutes (``rasa.core.constants.DEFAULT_REQUEST_TIMEOUT``, which endpoints.yml
+cannot change); the policy's ``action_timeout`` replaces that wait for the
+process that loads the model, so a hung action server costs the customer
+seconds, not minutes.
+
+Every custom action of the domain must say something or set something when it
+succeeds; list those that may legitimately end with no events in
+``quiet_actions``. ``validate_*`` actions are never judged: forms call them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rasa.core.policies.policy import Policy, PolicyPrediction, SupportedData
+from rasa.engine.graph import ExecutionContext
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.shared.core.constants import ACTION_LISTEN_NAME
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import ActionExecuted, Event
+from rasa.shared.core.generator import TrackerWithCachedStates
+from rasa.shared.core.trackers import DialogueStateTracker
+
+from nlu_components import _shared
+
+logger = logging.getLogger(__name__)
+
+NAME = "ActionFailurePolicy"
+# Upper bound for action_timeout: Rasa's own wait.
+RASA_ACTION_TIMEOUT = 300
+
+
+@dataclass(frozen=True)
+class ActionFailureConfig:
+    """The policy's options (see ``get_default_config`` for their meaning)."""
+
+    response: str = "utter_action_failed"
+    action_timeout: float = 20.0
+    quiet_actions: tuple[str, ...] = ()
+    priority: int = 8
+
+    def __post_init__(self) -> None:
+        _shared.check_type(NAME, "response", self.response, str,
+                           "give the name of a response in domain.yml")
+        if not self.response.startswith("utter_"):
+            raise _shared.invalid(NAME, "response", self.response,
+                                  "give a response (utter_...), which Rasa can say "
+                                  "without the action server")
+        timeout = _shared.to_number(NAME, "action_timeout", self.action_timeout)
+        if not 0 < timeout <= RASA_ACTION_TIMEOUT:
+            raise _shared.invalid(NAME, "action_timeout", self.action_timeout,
+                                  f"give seconds above 0 and at most {RASA_ACTION_TIMEOUT}")
+        object.__setattr__(self, "action_timeout", timeout)
+        if not isinstance(self.quiet_actions, (list, tuple)) or not all(
+                isinstance(action, str) for action in self.quiet_actions):
+            raise _shared.invalid(NAME, "quiet_actions", self.quiet_actions,
+                                  "give a list of action names")
+        object.__setattr__(self, "quiet_actions", tuple(self.quiet_actions))
+        _shared.check_type(NAME, "priority", self.priority, int, "give a whole number")
+
+
+def judged_actions(user_actions: Iterable[str], forms: Iterable[str],
+                   quiet_actions: Sequence[str]) -> frozenset[str]:
+    """The custom actions and forms that always produce events when they succeed."""
+    custom = {action for action in user_actions
+              if not action.startswith("utter_") and not action.startswith("validate_")}
+    return frozenset((custom | set(forms)) - set(quiet_actions))
+
+
+def failed_action(events: Sequence[Event], judged: frozenset[str]) -> str | None:
+    """The action that just failed, if the last event says one did.
+
+    Rasa records a failed custom action as ``ActionExecuted`` followed by
+    nothing; a successful one is followed by its ``BotUttered``/``SlotSet``/...
+    events before the next prediction.
+    """
+    if not events:
+        return None
+    last = events[-1]
+    if isinstance(last, ActionExecuted) and last.action_name in judged:
+        return last.action_name
+    return None
+
+
+def set_action_timeout(seconds: float) -> None:
+    """Makes Rasa's calls to the action server give up after ``seconds``.
+
+    ``RemoteAction.run`` reads the module constant at call time; this is the
+    only place a configured value can reach it in Rasa 3.6.
+    """
+    import rasa.core.actions.action as rasa_action
+
+    if rasa_action.DEFAULT_REQUEST_TIMEOUT != seconds:
+        rasa_action.DEFAULT_REQUEST_TIMEOUT = seconds
+        logger.info("calls to the action server time out after %s s", seconds)
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.POLICY_WITHOUT_END_TO_END_SUPPORT,
+                          is_trainable=True)
+class ActionFailurePolicy(Policy):
+    """Answers with ``response`` when a custom action failed (see module doc)."""
+
+    @staticmethod
+    def get_default_config() -> dict[str, Any]:
+        return {
+            # What the customer hears when an action failed (a domain response,
+            # so it needs no action server).
+            "response": "utter_action_failed",
+            # Seconds Rasa waits for the action server (Rasa 3.6 itself: 300).
+            "action_timeout": 20,
+            # Custom actions that may succeed without any event; not judged.
+            "quiet_actions": [],
+            # Above SentimentEscalationPolicy (7) and RulePolicy (6): a failed
+            # hand-over is reported too.
+            "priority": 8,
+        }
+
+    @staticmethod
+    def supported_data() -> SupportedData:
+        return SupportedData.ML_AND_RULE_DATA
+
+    def __init__(self, config: dict[str, Any], model_storage: ModelStorage, resource: Resource,
+                 execution_context: ExecutionContext, featurizer: Any = None) -> None:
+        self.settings = _shared.parse_config(
+            ActionFailureConfig, {k: v for k, v in config.items() if k != "featurizer"}, NAME)
+        super().__init__(config, model_storage, resource, execution_context, featurizer)
+        self.priority = self.settings.priority
+        set_action_timeout(self.settings.action_timeout)
+
+    def train(self, training_trackers: list[TrackerWithCachedStates], domain: Domain,
+              **kwargs: Any) -> Resource:
+        """Nothing to learn; checks that the domain has the response."""
+        if self.settings.response not in domain.action_names_or_texts:
+            raise _shared.invalid(NAME, "response", self.settings.response,
+                                  "add the response to domain.yml")
+        return self._resource
+
+    def predict_action_probabilities(self, tracker: DialogueStateTracker, domain: Domain,
+                                     rule_only_data: dict[str, Any] | None = None,
+                                     **kwargs: Any) -> PolicyPrediction:
+        """``response`` after a failed action, ``action_listen`` after it, else abstains."""
+        if tracker.latest_action_name == self.settings.response:
+            return self._one_hot(domain, ACTION_LISTEN_NAME)
+        judged = judged_actions(domain.user_actions, domain.form_names,
+                                self.settings.quiet_actions)
+        failed = failed_action(tracker.events, judged)
+        if failed is None:
+            return self._prediction(self._default_predictions(domain))
+        logger.warning("%s ended without result in conversation %s; telling the customer",
+                       failed, tracker.sender_id)
+        return self._one_hot(domain, self.settings.response)
+
+    def _one_hot(self, domain: Domain, action: str) -> PolicyPrediction:
+        probabilities = self._default_predictions(domain)
+        probabilities[domain.index_for_action(action)] = 1.0
+        return self._prediction(probabilities, is_no_user_prediction=True)

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rasa.core.policies.policy import Policy, PolicyPrediction, SupportedData
+from rasa.core.policies.policy import PolicyPrediction
 from rasa.engine.graph import ExecutionContext
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
@@ -39,6 +39,7 @@ from rasa.shared.core.generator import TrackerWithCachedStates
 from rasa.shared.core.trackers import DialogueStateTracker
 
 from nlu_components import _shared
+from nlu_components._policy import ConfiguredPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -89,12 +90,15 @@ def failed_action(events: Sequence[Event], judged: frozenset[str]) -> str | None
 
     Rasa records a failed custom action as ``ActionExecuted`` followed by
     nothing; a successful one is followed by its ``BotUttered``/``SlotSet``/...
-    events before the next prediction.
+    events before the next prediction. Only actions that a policy predicted
+    count (their ``ActionExecuted`` names the policy); an action run through
+    the ``/execute`` API has none.
     """
     if not events:
         return None
     last = events[-1]
-    if isinstance(last, ActionExecuted) and last.action_name in judged:
+    if (isinstance(last, ActionExecuted) and last.action_name in judged
+            and last.policy is not None):
         return last.action_name
     return None
 
@@ -114,8 +118,11 @@ def set_action_timeout(seconds: float) -> None:
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.POLICY_WITHOUT_END_TO_END_SUPPORT,
                           is_trainable=True)
-class ActionFailurePolicy(Policy):
+class ActionFailurePolicy(ConfiguredPolicy):
     """Answers with ``response`` when a custom action failed (see module doc)."""
+
+    NAME = NAME
+    CONFIG = ActionFailureConfig
 
     @staticmethod
     def get_default_config() -> dict[str, Any]:
@@ -132,16 +139,9 @@ class ActionFailurePolicy(Policy):
             "priority": 8,
         }
 
-    @staticmethod
-    def supported_data() -> SupportedData:
-        return SupportedData.ML_AND_RULE_DATA
-
     def __init__(self, config: dict[str, Any], model_storage: ModelStorage, resource: Resource,
                  execution_context: ExecutionContext, featurizer: Any = None) -> None:
-        self.settings = _shared.parse_config(
-            ActionFailureConfig, {k: v for k, v in config.items() if k != "featurizer"}, NAME)
         super().__init__(config, model_storage, resource, execution_context, featurizer)
-        self.priority = self.settings.priority
         set_action_timeout(self.settings.action_timeout)
 
     def train(self, training_trackers: list[TrackerWithCachedStates], domain: Domain,
@@ -156,18 +156,17 @@ class ActionFailurePolicy(Policy):
                                      rule_only_data: dict[str, Any] | None = None,
                                      **kwargs: Any) -> PolicyPrediction:
         """``response`` after a failed action, ``action_listen`` after it, else abstains."""
+        if tracker.sender_source:
+            # A story replayed by `rasa test` (its tracker names the story file): its
+            # custom actions never ran, so they have no events to judge.
+            return self._abstain(domain)
         if tracker.latest_action_name == self.settings.response:
             return self._one_hot(domain, ACTION_LISTEN_NAME)
         judged = judged_actions(domain.user_actions, domain.form_names,
                                 self.settings.quiet_actions)
         failed = failed_action(tracker.events, judged)
         if failed is None:
-            return self._prediction(self._default_predictions(domain))
+            return self._abstain(domain)
         logger.warning("%s ended without result in conversation %s; telling the customer",
                        failed, tracker.sender_id)
         return self._one_hot(domain, self.settings.response)
-
-    def _one_hot(self, domain: Domain, action: str) -> PolicyPrediction:
-        probabilities = self._default_predictions(domain)
-        probabilities[domain.index_for_action(action)] = 1.0
-        return self._prediction(probabilities, is_no_user_prediction=True)

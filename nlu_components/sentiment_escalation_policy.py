@@ -23,7 +23,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from rasa.core.policies.policy import Policy, PolicyPrediction, SupportedData
+from rasa.core.policies.policy import PolicyPrediction
 from rasa.engine.graph import ExecutionContext
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
@@ -43,6 +43,7 @@ from actions.escalation import escalation_reason, sentiment_turn
 from actions.exceptions import SettingsError
 from actions.settings import EscalationRules
 from nlu_components import _shared
+from nlu_components._policy import ConfiguredPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -104,8 +105,11 @@ def session_history(tracker: DialogueStateTracker) -> list[dict[str, Any]]:
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.POLICY_WITHOUT_END_TO_END_SUPPORT,
                           is_trainable=True)
-class SentimentEscalationPolicy(Policy):
+class SentimentEscalationPolicy(ConfiguredPolicy):
     """Hands the conversation to a human when sentiment rules fire (see module doc)."""
+
+    NAME = NAME
+    CONFIG = EscalationConfig
 
     @staticmethod
     def get_default_config() -> dict[str, Any]:
@@ -131,16 +135,9 @@ class SentimentEscalationPolicy(Policy):
             "priority": 7,
         }
 
-    @staticmethod
-    def supported_data() -> SupportedData:
-        return SupportedData.ML_AND_RULE_DATA
-
     def __init__(self, config: dict[str, Any], model_storage: ModelStorage, resource: Resource,
                  execution_context: ExecutionContext, featurizer: Any = None) -> None:
-        self.settings = _shared.parse_config(
-            EscalationConfig, {k: v for k, v in config.items() if k != "featurizer"}, NAME)
         super().__init__(config, model_storage, resource, execution_context, featurizer)
-        self.priority = self.settings.priority
         self._rules = self.settings.rules()
 
     def train(self, training_trackers: list[TrackerWithCachedStates], domain: Domain,
@@ -161,7 +158,7 @@ class SentimentEscalationPolicy(Policy):
                                      rule_only_data: dict[str, Any] | None = None,
                                      **kwargs: Any) -> PolicyPrediction:
         """See the module docstring for what it predicts when."""
-        abstain = self._prediction(self._default_predictions(domain))
+        abstain = self._abstain(domain)
         ours = {self.settings.handoff_action, self.settings.pending_action}
         latest = tracker.latest_action_name
         if latest in ours:
@@ -180,10 +177,3 @@ class SentimentEscalationPolicy(Policy):
         logger.info("escalating conversation %s: %s", tracker.sender_id, reason)
         return self._one_hot(domain, self.settings.handoff_action,
                              events=[SlotSet(self.settings.reason_slot, reason)])
-
-    def _one_hot(self, domain: Domain, action: str,
-                 events: list[SlotSet] | None = None) -> PolicyPrediction:
-        probabilities = self._default_predictions(domain)
-        probabilities[domain.index_for_action(action)] = 1.0
-        return self._prediction(probabilities, optional_events=events,
-                                is_no_user_prediction=True)

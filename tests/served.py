@@ -17,6 +17,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -81,6 +82,21 @@ def wait_until_up(url: str, processes: list[subprocess.Popen], seconds: int = 24
         except OSError:
             time.sleep(1)
     raise AssertionError(f"{url} did not come up in {seconds} s")
+
+
+async def serve_on_loopback(app: Any) -> tuple[Any, int]:
+    """Serves an aiohttp ``web.Application`` on a free 127.0.0.1 port.
+
+    Returns:
+        The runner (``await runner.cleanup()`` stops it) and the port.
+    """
+    from aiohttp import web
+
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, site._server.sockets[0].getsockname()[1]  # noqa: SLF001 - the free port
 
 
 def endpoints_file(path: Path, actions_url: str, tracker_db: Path) -> Path:

@@ -163,3 +163,12 @@ def test_complaint_is_routed_through_model_parse(served: dict) -> None:
     assert reference in filed
     assert routed == 1 and department != "unrouted"
     assert order_id == "55120"
+
+
+def test_the_api_token_never_reaches_the_logs(served: dict) -> None:
+    # After this module's conversations and API calls (tests run in file order).
+    post(parse_url(served), {"text": "my email is jane.doe@example.com"})
+
+    for name in ("rasa.log", "actions.log"):
+        log = (served["work"] / name).read_text(errors="replace")
+        assert served["token"] not in log, name

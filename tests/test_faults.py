@@ -152,6 +152,7 @@ def test_action_server_faults_get_an_answer_and_the_conversation_goes_on(faulty:
     started = time.monotonic()
     assert FAILED in say(faulty, sender, question)
     waited = time.monotonic() - started
+    print(f"stalled action server: answered after {waited:.1f} s")
     proxy.mode = "forward"
     assert ACTION_TIMEOUT - 1 <= waited < ACTION_TIMEOUT + 15, waited
     assert "shipped" in say(faulty, sender, question)
@@ -206,6 +207,7 @@ def test_rasa_run_refuses_a_broken_model_naming_the_file(assistant_model: Path, 
         cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
 
     output = started.stdout + started.stderr
+    print(f"rasa run with a truncated {file}: exit {started.returncode}")
     assert started.returncode != 0, output[-3000:]
     last = output.strip().splitlines()[-1]
     assert "refusing to serve" in last and component in last, last

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from actions.exceptions import ParseError
 from actions.nlu_client import RasaParseClient, parsed_from_json
+from tests.served import serve_on_loopback
 
 GOOD = {"text": "x", "intent": {"name": "return_item", "confidence": 0.91},
         "sentiment": {"label": "negative", "confidence": 0.8, "scores": {"negative": 0.8}}}
@@ -34,12 +35,8 @@ async def fake_rasa() -> AsyncIterator[Callable]:
 
         app = web.Application()
         app.router.add_post("/model/parse", parse)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
+        runner, port = await serve_on_loopback(app)
         runners.append(runner)
-        port = site._server.sockets[0].getsockname()[1]
         return f"http://127.0.0.1:{port}", seen
 
     yield start

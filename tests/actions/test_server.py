@@ -7,7 +7,6 @@ import sqlite3
 import subprocess
 import urllib.error
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 

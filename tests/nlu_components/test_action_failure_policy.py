@@ -20,6 +20,7 @@ from rasa.utils.endpoints import EndpointConfig
 
 from nlu_components import ActionFailurePolicy
 from nlu_components.action_failure_policy import failed_action, judged_actions
+from tests.served import serve_on_loopback
 
 DOMAIN_YAML = """
 version: "3.1"
@@ -70,20 +71,26 @@ def test_judged_actions_are_custom_actions_and_forms() -> None:
     assert JUDGED == {"action_order_status", "complaint_form"}
 
 
+def served(action: str) -> ActionExecuted:
+    """An action as the processor logs it while serving: with the predicting policy."""
+    return ActionExecuted(action, policy="RulePolicy", confidence=1.0)
+
+
 @pytest.mark.parametrize(
     ("events", "expected"),
     [
         ([], None),
-        ([ActionExecuted("action_order_status")], "action_order_status"),
-        ([ActionExecuted("complaint_form")], "complaint_form"),
-        ([ActionExecuted("action_order_status"), BotUttered("order 12345 has shipped")], None),
-        ([ActionExecuted("complaint_form"), SlotSet("requested_slot", "order_id")], None),
-        ([ActionExecuted("utter_greet")], None),
-        ([ActionExecuted("action_listen")], None),
-        ([ActionExecuted("action_quiet")], None),  # listed in quiet_actions
-        ([ActionExecuted("validate_complaint_form")], None),
-        ([ActionExecuted("action_order_status"), BotUttered("x"),
-          ActionExecuted("action_listen"), UserUttered("hi")], None),
+        ([served("action_order_status")], "action_order_status"),
+        ([served("complaint_form")], "complaint_form"),
+        ([served("action_order_status"), BotUttered("order 12345 has shipped")], None),
+        ([served("complaint_form"), SlotSet("requested_slot", "order_id")], None),
+        ([served("utter_greet")], None),
+        ([served("action_listen")], None),
+        ([served("action_quiet")], None),  # listed in quiet_actions
+        ([served("validate_complaint_form")], None),
+        ([served("action_order_status"), BotUttered("x"),
+          served("action_listen"), UserUttered("hi")], None),
+        ([ActionExecuted("action_order_status")], None),  # run through /execute
     ],
 )
 def test_failed_action_table(events, expected) -> None:
@@ -105,28 +112,37 @@ def predicted(policy: ActionFailurePolicy, tracker: DialogueStateTracker) -> str
 
 def test_a_failed_action_is_answered_then_the_bot_listens(make_policy) -> None:
     policy = make_policy()
-    failed = tracker_with(ActionExecuted("action_order_status"))
+    failed = tracker_with(served("action_order_status"))
 
     prediction = policy.predict_action_probabilities(failed, DOMAIN)
 
     assert predicted(policy, failed) == "utter_action_failed"
     assert prediction.policy_priority == 8 and prediction.is_no_user_prediction
-    answered = tracker_with(ActionExecuted("action_order_status"),
-                            ActionExecuted("utter_action_failed"), BotUttered("sorry"))
+    answered = tracker_with(served("action_order_status"),
+                            served("utter_action_failed"), BotUttered("sorry"))
     assert predicted(policy, answered) == "action_listen"
 
 
 @pytest.mark.parametrize("events", [
     [],  # right after the user message
-    [ActionExecuted("action_order_status"), BotUttered("shipped")],
-    [ActionExecuted("utter_greet"), BotUttered("hi")],
+    [served("action_order_status"), BotUttered("shipped")],
+    [served("utter_greet"), BotUttered("hi")],
 ])
 def test_abstains_when_nothing_failed(make_policy, events) -> None:
     assert predicted(make_policy(), tracker_with(*events)) is None
 
 
+def test_stories_replayed_by_rasa_test_are_not_judged(make_policy) -> None:
+    # `rasa test` replays story steps without running the actions; its trackers
+    # carry the story file's name.
+    tracker = tracker_with(served("action_order_status"))
+    tracker.sender_source = "tests/stories/test_conversations.yml"
+
+    assert predicted(make_policy(), tracker) is None
+
+
 def test_quiet_actions_come_from_config(make_policy) -> None:
-    tracker = tracker_with(ActionExecuted("action_order_status"))
+    tracker = tracker_with(served("action_order_status"))
 
     assert predicted(make_policy(quiet_actions=["action_order_status"]), tracker) is None
 
@@ -161,11 +177,7 @@ def test_training_checks_the_domain_has_the_response(make_policy) -> None:
 async def _serve(handler) -> tuple[web.AppRunner, str]:
     app = web.Application()
     app.router.add_post("/webhook", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # noqa: SLF001 - the chosen free port
+    runner, port = await serve_on_loopback(app)
     return runner, f"http://127.0.0.1:{port}/webhook"
 
 

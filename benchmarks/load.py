@@ -13,7 +13,8 @@ tracking and FAQ flows) with its own sender id, one message at a time, waiting f
 each answer. The load is bounded: ``--conversations`` per customer.
 
 Afterwards every sender's user messages are read back from the tracker store and
-compared with what was sent: a missing, extra or misplaced message is "lost";
+compared with what was sent: a missing or misplaced message is "lost", one the
+customer did not send (another customer's, or a duplicate) is "extra";
 a user message not followed by the bot's answer before the next one is
 "interleaved" (two turns of one conversation processed at once).
 Writes ``benchmarks/results/load_rest.json`` and ``load_rest.png``.
@@ -30,13 +31,14 @@ messages to the instances in turn, as a load balancer without sticky sessions
 would, and has every customer send one message twice at once, to both
 instances, as an impatient customer does. ``--tag-senders`` puts the customer's
 number in its first message, so a message in another customer's tracker shows
-as lost. ``--check`` exits 1 on any error, lost or interleaved message.
+as lost. ``--check`` exits 1 on any error, lost, extra or interleaved message.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import difflib
 import json
 import os
 import platform
@@ -140,18 +142,25 @@ async def run_level(urls: list[str], prefix: str, customers: int, conversations:
             "sent": sent}
 
 
-def lost_messages(tracker_db: Path, sent: dict[str, list[str]]) -> int:
-    """Messages missing from (or extra or out of order in) each sender's tracker."""
-    lost = 0
+def stored_vs_sent(tracker_db: Path, sent: dict[str, list[str]]) -> tuple[int, int]:
+    """Compares each sender's user messages in the tracker store with what was sent.
+
+    Returns:
+        ``(lost, extra)``: sent messages missing from the sender's tracker (or out
+        of order), and stored ones that were not sent by this sender (another
+        customer's, or duplicates), summed over the senders.
+    """
+    lost = extra = 0
     with sqlite3.connect(tracker_db) as database:
         for sender, texts in sent.items():
             stored = [json.loads(row[0]).get("text") for row in database.execute(
                 "SELECT data FROM events WHERE sender_id = ? AND type_name = 'user' "
                 "ORDER BY id", (sender,))]
-            if stored != texts:
-                lost += max(len(texts), len(stored)) - sum(
-                    1 for a, b in zip(stored, texts) if a == b)
-    return lost
+            matched = sum(block.size for block in difflib.SequenceMatcher(
+                None, texts, stored, autojunk=False).get_matching_blocks())
+            lost += len(texts) - matched
+            extra += len(stored) - matched
+    return lost, extra
 
 
 def interleaved_turns(tracker_db: Path, senders: list[str]) -> int:
@@ -232,7 +241,7 @@ def main() -> int:
     parser.add_argument("--double-send", action="store_true",
                         help="send one message of each conversation twice at once")
     parser.add_argument("--check", action="store_true",
-                        help="exit 1 on any error, lost or interleaved message")
+                        help="exit 1 on any error, lost, extra or interleaved message")
     options = parser.parse_args()
     if options.instances < 1:
         parser.error("--instances must be 1 or more")
@@ -290,9 +299,11 @@ def main() -> int:
                                               options.conversations, options.tag_senders,
                                               options.double_send))
                 sent = level.pop("sent")
-                level["lost_messages"] = lost_messages(tracker_db, sent)
+                level["lost_messages"], level["extra_messages"] = stored_vs_sent(tracker_db,
+                                                                                sent)
                 level["interleaved_turns"] = interleaved_turns(tracker_db, list(sent))
-                failures += level["errors"] + level["lost_messages"] + level["interleaved_turns"]
+                failures += (level["errors"] + level["lost_messages"] + level["extra_messages"]
+                             + level["interleaved_turns"])
                 results[name].append(level)
                 print(json.dumps({"assistant": name, **{k: v for k, v in level.items()
                                                         if k != "error_samples"}}), flush=True)
@@ -322,7 +333,8 @@ def main() -> int:
     (options.results / f"{options.name}.json").write_text(json.dumps(result, indent=2) + "\n")
     plot(results, options.results / f"{options.name}.png")
     if options.check and failures:
-        print(f"check failed: {failures} errors, lost or interleaved messages", file=sys.stderr)
+        print(f"check failed: {failures} errors, lost, extra or interleaved messages",
+              file=sys.stderr)
         return 1
     return 0
 

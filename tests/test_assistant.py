@@ -172,3 +172,33 @@ def test_the_api_token_never_reaches_the_logs(served: dict) -> None:
     for name in ("rasa.log", "actions.log"):
         log = (served["work"] / name).read_text(errors="replace")
         assert served["token"] not in log, name
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """Local addresses of TCP sockets listening on ``port`` (from /proc/net/tcp*)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            address, _, hexport = local.rpartition(":")
+            if state == "0A" and int(hexport, 16) == port:  # 0A: LISTEN
+                found.add(address)
+    return found
+
+
+def test_both_servers_listen_on_localhost_only(served: dict) -> None:
+    # The servers are started as bot/run.sh starts them: `rasa run --interface
+    # 127.0.0.1` and the action server with SANIC_HOST=127.0.0.1.
+    ports = [int(served["url"].rsplit(":", 1)[1]),
+             int(served["actions_url"].split(":")[2].split("/")[0])]
+    if not Path("/proc/net/tcp").exists():
+        pytest.skip("needs Linux's /proc/net/tcp")
+
+    for port in ports:
+        assert _listening_addresses(port) == {"0100007F"}, port  # 127.0.0.1 only
+    launcher = (Path(__file__).resolve().parents[1] / "bot" / "run.sh").read_text()
+    assert "SANIC_HOST=127.0.0.1" in launcher and "--interface 127.0.0.1" in launcher

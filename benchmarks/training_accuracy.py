@@ -99,6 +99,21 @@ def prepare_airline(datasets: Path, out: Path) -> dict:
             "method": "training.data.clean then training.data.stratified_split"}
 
 
+def subsample(path: Path, size: int, out: Path) -> tuple[Path, dict]:
+    """Writes ``size`` rows of a CSV/TSV file, drawn with seed 42, keeping the header."""
+    import hashlib
+    import random
+
+    lines = path.read_text(encoding="utf-8").splitlines()
+    header, rows = lines[0], lines[1:]
+    chosen = random.Random(42).sample(rows, min(size, len(rows)))
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / path.name
+    target.write_text("\n".join([header, *chosen]) + "\n", encoding="utf-8")
+    digest = hashlib.sha256("\n".join(sorted(chosen)).encode()).hexdigest()
+    return target, {"rows": len(chosen), "of": len(rows), "seed": 42, "sha256": digest}
+
+
 def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
@@ -117,6 +132,9 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, help="override the batch size (32)")
     parser.add_argument("--label-smoothing", type=float, help="override label smoothing (0)")
     parser.add_argument("--threads", type=int, help="CPU threads for torch (default: all)")
+    parser.add_argument("--train-subset", type=int, metavar="N",
+                        help="train on N training rows drawn with seed 42 (a CPU budget for "
+                             "large encoders); their SHA-256 is recorded")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
     options = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -135,6 +153,10 @@ def main() -> int:
     else:
         train_path = options.datasets / recipe["train"]
         test_path = options.datasets / recipe["test"]
+    subset = None
+    if options.train_subset:
+        train_path, subset = subsample(train_path, options.train_subset,
+                                       ROOT / "models" / "benchmarks" / f"{options.dataset}_subset")
     data_args = DataArguments(path=train_path, test_path=test_path, **recipe["data"])
     train_args = TrainArguments(task=recipe["task"], output_dir=output, overwrite=True,
                                 base_model=options.base_model, device=options.device,
@@ -174,6 +196,7 @@ def main() -> int:
         "suggested_fallback_threshold":
             result.results.get("validation", {}).get("fallback", {}).get("threshold"),
         "split": split,
+        "train_subset": subset,
         "arguments": result.info.training_arguments,
         "versions": result.info.versions,
     }

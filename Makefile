@@ -10,7 +10,8 @@ export TOKENIZERS_PARALLELISM := false
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: run test test-fast reliability audit install chromium redis clean-models help
+.PHONY: run test test-fast reliability audit install chromium redis clean-models help \
+	sentiment-model benchmarks-understanding
 
 help:
 	@echo "make run        install, train the classifiers and the assistant, serve it"
@@ -18,6 +19,8 @@ help:
 	@echo "make test-fast  the test suite without the slow tests"
 	@echo "make reliability  two Rasa instances with a Redis lock store under load (CI runs it)"
 	@echo "make audit      pip-audit over the installed set (needs the vulnerability services)"
+	@echo "make sentiment-model  retrain the shipped sentiment model (assets/sentiment, ~50 min on 2 cores)"
+	@echo "make benchmarks-understanding  calibration, typos, open-intent, language id (~45 min)"
 
 # Python 3.10: on PATH, or any pyenv 3.10.x; a clear message otherwise.
 $(PY):
@@ -85,6 +88,17 @@ test-fast: $(STAMP)
 
 run: $(STAMP)
 	bash bot/run.sh
+
+# The shipped sentiment model: SST-2 (../shared/datasets) plus data/sentiment/, with
+# its evaluation (own frozen test set, SST-2 dev, airline transfer, intensity).
+sentiment-model: $(STAMP)
+	$(PY) benchmarks/sentiment_v2.py --ship assets/sentiment
+
+# The understanding benchmarks of the README (results in benchmarks/results/).
+benchmarks-understanding: $(STAMP)
+	$(PY) benchmarks/intent_robustness.py
+	$(PY) benchmarks/open_intent.py
+	$(PY) benchmarks/unknown_input.py
 
 clean-models:
 	rm -rf models .rasa

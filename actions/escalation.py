@@ -19,6 +19,7 @@ from actions.settings import EscalationRules
 REQUESTED = "requested"
 STRONGLY_NEGATIVE = "strongly_negative"
 PERSISTENTLY_NEGATIVE = "persistently_negative"
+UNKNOWN_INPUT = "unknown_input"  # three messages in a row not understood
 COMPLAINT = "complaint"
 
 # Transcript lines are for people; a 100k-character paste is cut.
@@ -34,19 +35,23 @@ DEPARTMENTS = {
 
 
 def sentiment_turn(parse_data: Mapping[str, Any] | None, text: str = "") -> dict[str, Any]:
-    """One user turn's mood: label (or ``None``), negative score, intent and text."""
+    """One user turn's mood: label (or ``None``), negative score, intensity (or
+    ``None``), intent and text."""
     parse_data = parse_data or {}
     sentiment = parse_data.get("sentiment")
-    label, negative = None, 0.0
+    label, negative, intensity = None, 0.0, None
     if isinstance(sentiment, Mapping):
         label = sentiment.get("label") if isinstance(sentiment.get("label"), str) else None
+        if isinstance(sentiment.get("intensity"), (int, float)) and \
+                not isinstance(sentiment.get("intensity"), bool):
+            intensity = round(float(sentiment["intensity"]), 4)
         scores = sentiment.get("scores")
         if isinstance(scores, Mapping) and isinstance(scores.get("negative"), (int, float)):
             negative = float(scores["negative"])
         elif label == "negative" and isinstance(sentiment.get("confidence"), (int, float)):
             negative = float(sentiment["confidence"])
     intent = parse_data.get("intent")
-    return {"label": label, "negative": round(negative, 4),
+    return {"label": label, "negative": round(negative, 4), "intensity": intensity,
             "intent": intent.get("name") if isinstance(intent, Mapping) else None,
             "text": str(text or parse_data.get("text") or "")[:MAX_TRANSCRIPT_TEXT]}
 
@@ -76,14 +81,16 @@ def escalation_reason(history: list[Mapping[str, Any]], rules: EscalationRules) 
         rules: The thresholds.
 
     Returns:
-        ``strongly_negative`` when the latest turn alone is negative enough,
-        ``persistently_negative`` when the last ``negative_turns`` turns were all
-        negative, else ``None``.
+        ``strongly_negative`` when the latest turn is negative with an intensity
+        of at least ``strong_intensity``, ``persistently_negative`` when the last
+        ``negative_turns`` turns were all negative, else ``None``.
     """
     if not history:
         return None
     latest = history[-1]
-    if is_negative(latest, rules) and float(latest.get("negative") or 0) >= rules.strong_negative:
+    intensity = latest.get("intensity")
+    if is_negative(latest, rules) and intensity is not None and \
+            float(intensity) >= rules.strong_intensity:
         return STRONGLY_NEGATIVE
     recent = history[-rules.negative_turns:]
     if len(recent) == rules.negative_turns and all(is_negative(t, rules) for t in recent):

@@ -26,6 +26,7 @@ REASON_TEXTS = {
     escalation.REQUESTED: "",
     escalation.STRONGLY_NEGATIVE: "I'm sorry this has been so frustrating. ",
     escalation.PERSISTENTLY_NEGATIVE: "I'm sorry I haven't been able to sort this out. ",
+    escalation.UNKNOWN_INPUT: "",  # action_handle_fallback has just apologised
 }
 
 
@@ -61,7 +62,8 @@ class ActionHandoff(ServiceAction):
             "within a few minutes during opening hours."))
         # A form in progress ends: the human takes it from here.
         return [SlotSet("handoff", True), SlotSet("ticket", ticket.reference),
-                SlotSet("requested_slot", None), ActiveLoop(None)]
+                SlotSet("unknown_handoff", False), SlotSet("requested_slot", None),
+                ActiveLoop(None)]
 
 
 class ActionHandoffPending(ServiceAction):

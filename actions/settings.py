@@ -21,23 +21,31 @@ from actions.exceptions import SettingsError
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# The single-turn escalation threshold on the shipped sentiment model's calibrated
+# intensity: the best F1 of "escalate" against "strongly negative" on its held-out
+# validation messages (benchmarks/results/sentiment_v2.json, "escalation").
+STRONG_INTENSITY = 0.8
+
 
 @dataclass(frozen=True)
 class EscalationRules:
     """When a conversation goes to a human because of the customer's mood.
 
     Attributes:
-        strong_negative: A single turn whose negative score reaches this escalates.
+        strong_intensity: A single negative turn whose calibrated sentiment intensity
+            (0 neutral .. 1 furious, from ``SentimentAnalyzer``) reaches this
+            escalates. Measured in ``benchmarks/sentiment_v2.py``; a model without
+            intensity never triggers this rule.
         negative_score: A turn counts as negative from this negative score.
         negative_turns: This many negative user turns in a row escalate.
     """
 
-    strong_negative: float = 0.999
+    strong_intensity: float = STRONG_INTENSITY
     negative_score: float = 0.5
     negative_turns: int = 3
 
     def __post_init__(self) -> None:
-        for name in ("strong_negative", "negative_score"):
+        for name in ("strong_intensity", "negative_score"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) \
                     or not 0.0 < value <= 1.0:

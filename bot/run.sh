@@ -9,15 +9,15 @@ export RASA_TELEMETRY_ENABLED=false HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
   TOKENIZERS_PARALLELISM=false
 RASA_PORT="${RASA_PORT:-5005}"
 ACTIONS_PORT=5055  # endpoints.yml names this port
-SENTIMENT_MODEL=models/sentiment
+SENTIMENT_MODEL=assets/sentiment  # shipped; retrain with `make sentiment-model`
 TOKEN_FILE=.secrets/rasa_api_token  # git-ignored
 
 step() { printf '\n==> %s\n' "$*"; }
 
 if [ ! -f "$SENTIMENT_MODEL/classifier.json" ]; then
-  step "Training the sentiment model on data/sentiment/customer_service.csv"
-  "$VENV_BIN/python" -m training sentiment --data data/sentiment/customer_service.csv \
-    --output "$SENTIMENT_MODEL" --overwrite --epochs 8
+  echo "error: the shipped sentiment model $SENTIMENT_MODEL is missing;" \
+    "restore it with git, or retrain it with 'make sentiment-model'" >&2
+  exit 1
 fi
 
 step "Training the assistant (rasa train; unchanged parts come from the cache)"

@@ -4,7 +4,13 @@ Adds ``sentiment`` to each message, visible in ``/model/parse`` and in
 ``tracker.latest_message`` on the action server::
 
     {"label": "negative", "confidence": 0.93,
-     "scores": {"negative": 0.93, "neutral": 0.05, "positive": 0.02}}
+     "scores": {"negative": 0.93, "neutral": 0.05, "positive": 0.02},
+     "score": -0.91, "intensity": 0.87}
+
+``score`` is positive minus negative probability (-1 .. 1), and ``intensity``
+how strongly the message expresses its feeling, 0 (neutral) to 1 (furious or
+ecstatic), calibrated on held-out messages: like Dialogflow's score and
+magnitude. Models trained without intensity targets report none.
 
 The artifact comes from ``python -m training sentiment``; ``rasa train``
 checks it and stores a copy in the Rasa model, so the model is self-contained.
@@ -38,7 +44,7 @@ SENTIMENT = "sentiment"
 class SentimentConfig:
     """The component's options (see ``get_default_config`` for their meaning)."""
 
-    model_path: str = "models/sentiment"
+    model_path: str = "assets/sentiment"
     predict_batch_size: int = 64
     device: str = "auto"
     backend: str = "auto"
@@ -59,11 +65,16 @@ class SentimentConfig:
 
 def to_sentiment(prediction: Any) -> dict[str, Any]:
     """The ``sentiment`` value (plain floats and strings) of a ``Prediction``."""
-    return {
+    scores = dict(prediction.ranking)
+    value = {
         "label": prediction.label,
         "confidence": prediction.confidence,
-        "scores": dict(prediction.ranking),
+        "scores": scores,
+        "score": round(scores.get("positive", 0.0) - scores.get("negative", 0.0), 4),
     }
+    if prediction.intensity is not None:
+        value["intensity"] = round(prediction.intensity, 4)
+    return value
 
 
 # Placed where intent classifiers run: after tokenizers and featurizers, and
@@ -78,9 +89,10 @@ class SentimentAnalyzer(GraphComponent):
     def get_default_config() -> dict[str, Any]:
         """Options and their defaults."""
         return {
-            # Artifact of `python -m training sentiment` (`make run` writes this
-            # one from data/sentiment/); relative to the project directory.
-            "model_path": "models/sentiment",
+            # Artifact of `python -m training sentiment`, relative to the project
+            # directory; assets/sentiment is the shipped default (SST-2 plus our
+            # customer-service messages, benchmarks/sentiment_v2.py).
+            "model_path": "assets/sentiment",
             # Messages per forward pass.
             "predict_batch_size": 64,
             # auto (CUDA when present), cpu or cuda.

@@ -7,7 +7,8 @@ sentiment is ...". After each user message it reads the ``sentiment`` that
 ``actions.escalation.escalation_reason``:
 
 - predicts ``action_handoff`` (with ``escalation_reason`` set) when the latest
-  turn is strongly negative or the last ``negative_turns`` turns were negative;
+  turn is negative with a sentiment intensity of at least ``strong_intensity``,
+  or the last ``negative_turns`` turns were negative;
 - predicts ``action_handoff_pending`` for every message once ``handoff`` is set,
   so the bot stops self-serving after a hand-over;
 - predicts ``action_listen`` right after either of its actions;
@@ -41,7 +42,7 @@ from rasa.shared.core.trackers import DialogueStateTracker
 
 from actions.escalation import escalation_reason, sentiment_turn
 from actions.exceptions import SettingsError
-from actions.settings import EscalationRules
+from actions.settings import STRONG_INTENSITY, EscalationRules
 from nlu_components import _shared
 from nlu_components._policy import ConfiguredPolicy
 
@@ -55,7 +56,7 @@ _CONTROL_INTENTS = frozenset({USER_INTENT_RESTART, USER_INTENT_BACK, USER_INTENT
 class EscalationConfig:
     """The policy's options (see ``get_default_config`` for their meaning)."""
 
-    strong_negative: float = 0.999
+    strong_intensity: float = STRONG_INTENSITY
     negative_score: float = 0.5
     negative_turns: int = 3
     handoff_action: str = "action_handoff"
@@ -76,7 +77,7 @@ class EscalationConfig:
         _shared.check_type(NAME, "priority", self.priority, int, "give a whole number")
         _shared.check_type(NAME, "negative_turns", self.negative_turns, int,
                            "give a whole number of turns, 1 or more")
-        for key in ("strong_negative", "negative_score"):
+        for key in ("strong_intensity", "negative_score"):
             _shared.to_number(NAME, key, getattr(self, key))
         try:
             self.rules()
@@ -87,7 +88,7 @@ class EscalationConfig:
 
     def rules(self) -> EscalationRules:
         """The thresholds as the action server's rules."""
-        return EscalationRules(strong_negative=float(self.strong_negative),
+        return EscalationRules(strong_intensity=float(self.strong_intensity),
                                negative_score=float(self.negative_score),
                                negative_turns=self.negative_turns)
 
@@ -114,11 +115,10 @@ class SentimentEscalationPolicy(ConfiguredPolicy):
     @staticmethod
     def get_default_config() -> dict[str, Any]:
         return {
-            # One turn with at least this negative score escalates at once. The
-            # bundled sentiment model scores furious and mildly negative turns
-            # alike (0.97-0.999), so by default only near-certain turns count
-            # and the several-turns rule does most of the work.
-            "strong_negative": 0.999,
+            # One negative turn with at least this calibrated sentiment intensity
+            # (0 neutral .. 1 furious) escalates at once; measured on the shipped
+            # model (benchmarks/results/sentiment_v2.json).
+            "strong_intensity": STRONG_INTENSITY,
             # A turn counts as negative (label negative) from this negative score.
             "negative_score": 0.5,
             # This many negative user turns in a row escalate.

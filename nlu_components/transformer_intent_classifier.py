@@ -4,13 +4,23 @@ Use it in ``config.yml`` in place of DIET's intent classification::
 
     pipeline:
       - name: nlu_components.TransformerIntentClassifier
-      - name: FallbackClassifier
-        threshold: 0.5
 
 Without ``model_path`` it fine-tunes the packaged all-MiniLM-L6-v2 on the
 assistant's NLU data during ``rasa train``. With ``model_path`` it serves an
 artifact made by ``python -m training intent`` (on a GPU, say) after checking
 that its labels are the assistant's intents.
+
+It says when it does not know, with thresholds measured on the training run's
+validation split (``training.trainer``), not set by hand:
+
+- its confidences are temperature-scaled, and a prediction below the measured
+  ``fallback_threshold`` becomes ``nlu_fallback``, as Rasa's
+  ``FallbackClassifier`` would do;
+- a message that the out-of-scope detector (``training.ood``) places far from
+  every intent's training examples becomes ``unknown_intent`` (``out_of_scope``),
+  or ``nlu_fallback`` when its words are not words at all (keyboard mash).
+
+``unknown_input`` in the output says which of these happened and why.
 """
 
 from __future__ import annotations
@@ -45,6 +55,13 @@ if TYPE_CHECKING:  # torch-free, but keep even this off import time
 logger = logging.getLogger(__name__)
 
 NAME = "TransformerIntentClassifier"
+UNKNOWN_INPUT = "unknown_input"
+FALLBACK_INTENT = "nlu_fallback"  # Rasa's DEFAULT_NLU_FALLBACK_INTENT_NAME
+# Share of a message's words that must look like keyboard mash (see
+# ``gibberish_share``) for a rejected message to get the fallback ("please
+# rephrase") rather than the out-of-scope answer. Measured on
+# benchmarks/data/unknown_input_test.csv: 55 of 65 mashes, and no BANKING77 test text.
+GIBBERISH_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -57,8 +74,12 @@ class IntentClassifierConfig:
     learning_rate: float = 1e-4
     batch_size: int = 16
     max_length: int = 64
-    validation_split: float = 0.0
+    validation_split: float = 0.15
     label_smoothing: float = 0.0
+    typo_augmentation: float = 0.3
+    out_of_scope: str = "knn"
+    fallback_threshold: float | str | None = "auto"
+    unknown_intent: str = "out_of_scope"
     seed: int = 42
     ranking_length: int = 10
     predict_batch_size: int = 64
@@ -72,8 +93,25 @@ class IntentClassifierConfig:
             value = getattr(self, key)
             if value is not None:
                 _shared.check_type(NAME, key, value, str, "give a directory path or leave it out")
-        for key in ("epochs", "learning_rate", "validation_split", "label_smoothing"):
+        for key in ("epochs", "learning_rate", "validation_split", "label_smoothing",
+                    "typo_augmentation"):
             object.__setattr__(self, key, _shared.to_number(NAME, key, getattr(self, key)))
+        if self.fallback_threshold not in ("auto", None):
+            value = _shared.to_number(NAME, "fallback_threshold", self.fallback_threshold)
+            if not 0 <= value < 1:
+                raise _shared.invalid(NAME, "fallback_threshold", value,
+                                      "use auto (measured), null (off) or a number in [0, 1)")
+            object.__setattr__(self, "fallback_threshold", value)
+        from training.ood import METHODS
+
+        if self.out_of_scope not in (*METHODS, "none"):
+            raise _shared.invalid(NAME, "out_of_scope", self.out_of_scope,
+                                  f"use one of {', '.join(METHODS)} or none")
+        _shared.check_type(NAME, "unknown_intent", self.unknown_intent, str,
+                           "name an intent of the domain, or nlu_fallback")
+        if not 0 <= self.typo_augmentation <= 1:
+            raise _shared.invalid(NAME, "typo_augmentation", self.typo_augmentation,
+                                  "use a probability in [0, 1], such as 0.3")
         for key in ("batch_size", "max_length", "seed", "ranking_length", "predict_batch_size"):
             _shared.check_type(NAME, key, getattr(self, key), int, "give a whole number")
         if self.epochs <= 0:
@@ -87,7 +125,8 @@ class IntentClassifierConfig:
             raise _shared.invalid(NAME, "max_length", self.max_length, "use between 8 and 512")
         if not 0 <= self.validation_split <= 0.5:
             raise _shared.invalid(NAME, "validation_split", self.validation_split,
-                                  "use a fraction between 0 and 0.5")
+                                  "use a fraction between 0 and 0.5 (0.15 measures the "
+                                  "fallback threshold and the out-of-scope detector)")
         if not 0 <= self.label_smoothing < 1:
             raise _shared.invalid(NAME, "label_smoothing", self.label_smoothing,
                                   "use a fraction in [0, 1), such as 0.1")
@@ -129,6 +168,55 @@ def to_rasa_intent(prediction: Any, ranking_length: int) -> tuple[dict, list[dic
     return intent, ranking[:ranking_length] if ranking_length else ranking
 
 
+def gibberish_share(text: str, tokenize: Any) -> float:
+    """Share of the words of ``text`` that look like keyboard mash to a WordPiece vocabulary.
+
+    A word of 3+ letters that the tokenizer can only spell in 3+ pieces, at least
+    one per 2.5 letters ("asdkj" -> as ##d ##k ##j), is no word the encoder knows;
+    a typo ("ordr" -> ord ##r) or a rare word ("refund" is one piece) is not.
+    """
+    words = [word for word in "".join(c if c.isalpha() else " " for c in text.lower()).split()]
+    if not words:
+        return 0.0
+    mash = 0
+    for word in words:
+        pieces = len(tokenize(word)) if len(word) >= 3 else 1
+        mash += pieces >= 3 and pieces >= len(word) / 2.5
+    return mash / len(words)
+
+
+def unknown_reason(prediction: Any, threshold: float | None, mash: float) -> str:
+    """Why a prediction should not be acted on: ``out_of_scope``, ``gibberish``,
+    ``low_confidence``, or ``""`` when it can be trusted.
+
+    Args:
+        prediction: A ``training.predict.Prediction``.
+        threshold: The fallback threshold (``None`` is off).
+        mash: ``gibberish_share`` of the text.
+    """
+    if prediction.unknown:
+        return "gibberish" if mash >= GIBBERISH_SHARE else "out_of_scope"
+    if threshold is not None and prediction.confidence < threshold:
+        return "low_confidence"
+    return ""
+
+
+def apply_unknown(reason: str, intent: dict, ranking: list[dict], unknown_intent: str
+                  ) -> tuple[dict, list[dict]]:
+    """The ``intent`` and ranking Rasa sees for a reason of ``unknown_reason``.
+
+    Out of scope becomes ``unknown_intent``; gibberish and low confidence become
+    ``nlu_fallback`` (with the classifier's confidence, as Rasa's
+    ``FallbackClassifier`` reports it), put first in the ranking.
+    """
+    if not reason:
+        return intent, ranking
+    name = unknown_intent if reason == "out_of_scope" else FALLBACK_INTENT
+    replaced = {INTENT_NAME_KEY: name, PREDICTED_CONFIDENCE_KEY: intent[PREDICTED_CONFIDENCE_KEY]}
+    rest = [entry for entry in ranking if entry[INTENT_NAME_KEY] != name]
+    return replaced, [replaced, *rest]
+
+
 @DefaultV1Recipe.register(
     DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True
 )
@@ -153,12 +241,23 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
             "batch_size": 16,
             # Tokens kept per message; longer messages are truncated.
             "max_length": 64,
-            # Share of examples held out for early stopping and the suggested
-            # fallback threshold; 0 trains on everything (small assistants).
-            "validation_split": 0.0,
+            # Share of examples held out (stratified) for early stopping, the
+            # temperature, the fallback threshold and the out-of-scope detector's
+            # threshold; 0 trains on everything and turns those off.
+            "validation_split": 0.15,
             # Share of each target spread over all intents (a regulariser for
             # many intents); 0 is plain cross-entropy.
             "label_smoothing": 0.0,
+            # Probability that an example is drawn with fresh typos each epoch.
+            "typo_augmentation": 0.3,
+            # Out-of-scope detector (knn, mahalanobis, energy, msp) or none;
+            # measured in benchmarks/open_intent.py.
+            "out_of_scope": "knn",
+            # Calibrated confidence below which the intent is nlu_fallback: auto
+            # is the training run's measurement, a number overrides it, null is off.
+            "fallback_threshold": "auto",
+            # The intent a message outside every intent gets.
+            "unknown_intent": "out_of_scope",
             # Seed of the head's initialisation and the data order.
             "seed": 42,
             # Intents kept in `intent_ranking`; 0 keeps all.
@@ -208,6 +307,9 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
     def train(self, training_data: TrainingData) -> Resource:
         """Fine-tunes on the NLU data, or checks and stores the configured artifact."""
         intents = set(training_data.intents)
+        if self.config.unknown_intent not in intents | {FALLBACK_INTENT}:
+            raise _shared.invalid(NAME, "unknown_intent", self.config.unknown_intent,
+                                  "add the intent with examples to data/ or use nlu_fallback")
         with self._model_storage.write_to(self._resource) as directory:
             if self.config.model_path:
                 self._store_artifact(Path(directory), intents)
@@ -242,6 +344,8 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
                 batch_size=self.config.batch_size, max_length=self.config.max_length,
                 seed=self.config.seed, device=self.config.device, early_stopping_patience=2,
                 label_smoothing=self.config.label_smoothing,
+                typo_augmentation=self.config.typo_augmentation,
+                out_of_scope=self.config.out_of_scope,
             )
             data_args = DataArguments(path=Path("data"), data_format="rasa",
                                       validation_split=self.config.validation_split)
@@ -262,14 +366,38 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
                                            parsed.backend, parsed.num_threads)
         return cls(parsed, model_storage, resource, predictor)
 
+    def fallback_threshold(self) -> float | None:
+        """The threshold in force: measured (``auto``), configured, or ``None``."""
+        if self.config.fallback_threshold != "auto":
+            return self.config.fallback_threshold
+        if self._predictor is None:
+            return None
+        return (self._predictor.info.calibration or {}).get("fallback_threshold")
+
     def process(self, messages: list[Message]) -> list[Message]:
-        """Sets ``intent`` and ``intent_ranking`` on every message, in one batched pass."""
+        """Sets ``intent``, ``intent_ranking`` and ``unknown_input`` on every message,
+        in one batched pass."""
         if self._predictor is None or not messages:
             return messages
         texts = _shared.message_texts(messages)
         predictions = self._predictor.predict(texts, batch_size=self.config.predict_batch_size)
-        for message, prediction in zip(messages, predictions):
+        threshold = self.fallback_threshold()
+        tokenize = self._predictor.tokenizer.tokenize
+        for message, text, prediction in zip(messages, texts, predictions):
             intent, ranking = to_rasa_intent(prediction, self.config.ranking_length)
+            mash = gibberish_share(text, tokenize) if prediction.unknown else 0.0
+            reason = unknown_reason(prediction, threshold, mash)
+            intent, ranking = apply_unknown(reason, intent, ranking, self.config.unknown_intent)
             message.set(INTENT, intent, add_to_output=True)
             message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
+            detector = self._predictor.detector
+            message.set(UNKNOWN_INPUT, {
+                "reason": reason,
+                "predicted_intent": prediction.label,
+                "confidence": prediction.confidence,
+                "fallback_threshold": threshold if threshold is not None else -1.0,
+                "out_of_scope_score": (prediction.unknown_score
+                                       if prediction.unknown_score is not None else -1.0),
+                "out_of_scope_threshold": detector.threshold if detector else -1.0,
+            }, add_to_output=True)
         return messages

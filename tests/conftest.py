@@ -141,7 +141,7 @@ def tiny_sentiment_artifact(tiny_checkpoint: Path,
 # end-to-end test (tests/test_assistant.py, the browser test, the action flows).
 @pytest.fixture(scope="session")
 def assistant_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`make run`'s training steps: the default sentiment model, then `rasa train`."""
+    """`make run`'s training step: `rasa train` with the shipped sentiment model."""
     from tests.served import train_assistant
 
     return train_assistant(tmp_path_factory)

@@ -14,6 +14,7 @@ from typing import Any
 
 from training.data import FORMATS
 from training.exceptions import ArgumentsError
+from training.ood import DEFAULT_K, DEFAULT_KNOWN_RECALL, DEFAULT_METHOD, METHODS
 
 TASKS = ("intent", "sentiment")
 POOLINGS = ("mean", "cls")
@@ -38,7 +39,12 @@ class DataArguments:
         label_map: Renames labels after loading, e.g. ``{"0": "negative"}``.
         test_path: Optional held-out test set in the same format, evaluated after training.
         validation_split: Share of the training data held out for early stopping,
-            model selection and the fallback threshold; 0 trains on everything.
+            model selection, calibration and the thresholds; 0 trains on everything.
+        validation_path: A validation set in the same format; replaces the split.
+        intensity_column: Column (CSV/TSV) or key (JSONL) with how strongly each
+            text expresses its sentiment (0 = neutral; any scale, divided by the
+            column's maximum); trains the sentiment intensity head. Rows without a
+            value (and files without the column) add nothing to it.
     """
 
     path: Path
@@ -48,11 +54,14 @@ class DataArguments:
     label_map: Mapping[str, str] = field(default_factory=dict)
     test_path: Path | None = None
     validation_split: float = 0.1
+    validation_path: Path | None = None
+    intensity_column: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))
-        if self.test_path is not None:
-            object.__setattr__(self, "test_path", Path(self.test_path))
+        for name in ("test_path", "validation_path"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, Path(getattr(self, name)))
         _check(self.data_format in FORMATS, "data_format", self.data_format,
                f"use one of {', '.join(FORMATS)}")
         _check(bool(self.text_column), "text_column", self.text_column, "name a column")
@@ -91,6 +100,16 @@ class TrainArguments:
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
         bf16: Mixed precision on CUDA; ``None`` turns it on when the GPU supports it.
         num_threads: CPU threads for torch; ``None`` keeps torch's default.
+        typo_augmentation: Probability that a training example is drawn with
+            typos (``training.augment``), afresh each epoch; 0 turns it off.
+        calibrate: Fit a logit temperature on the validation data.
+        out_of_scope: Out-of-scope detector fitted for intent models (one of
+            ``training.ood.METHODS``), or ``none``; needs validation data.
+        out_of_scope_known_recall: Share of known validation messages the
+            detector's threshold accepts.
+        out_of_scope_k: Neighbour rank of the ``knn`` detector.
+        intensity_weight: Weight of the intensity regression in the loss.
+        half_precision: Store the encoder in float16 (a shipped artifact).
     """
 
     task: str = "intent"
@@ -113,6 +132,13 @@ class TrainArguments:
     device: str = "auto"
     bf16: bool | None = None
     num_threads: int | None = None
+    typo_augmentation: float = 0.0
+    calibrate: bool = True
+    out_of_scope: str = DEFAULT_METHOD
+    out_of_scope_known_recall: float = DEFAULT_KNOWN_RECALL
+    out_of_scope_k: int = DEFAULT_K
+    intensity_weight: float = 1.0
+    half_precision: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "output_dir", Path(self.output_dir))
@@ -139,6 +165,15 @@ class TrainArguments:
                f"use one of {', '.join(DEVICES)}")
         _check(self.num_threads is None or self.num_threads >= 1, "num_threads",
                self.num_threads, "use 1 or more, or leave it unset")
+        _check(0 <= self.typo_augmentation <= 1, "typo_augmentation", self.typo_augmentation,
+               "use a probability in [0, 1], such as 0.3")
+        _check(self.out_of_scope in (*METHODS, "none"), "out_of_scope", self.out_of_scope,
+               f"use one of {', '.join(METHODS)} or none")
+        _check(0.5 <= self.out_of_scope_known_recall < 1, "out_of_scope_known_recall",
+               self.out_of_scope_known_recall, "use a share in [0.5, 1), such as 0.95")
+        _check(self.out_of_scope_k >= 1, "out_of_scope_k", self.out_of_scope_k, "use 1 or more")
+        _check(self.intensity_weight >= 0, "intensity_weight", self.intensity_weight,
+               "use 0 or more")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready values, recorded in the artifact."""

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from training.arguments import DataArguments, TrainArguments
 from training.exceptions import ArgumentsError, DataError, TrainingError
+from training.ood import METHODS as OOD_METHODS
 
 logger = logging.getLogger("training")
 
@@ -63,12 +64,18 @@ def _add_data_options(parser: argparse.ArgumentParser, *, text_default: str,
                        help="CSV/TSV column or JSONL key of the label (default: %(default)s)")
     group.add_argument("--label-map", type=parse_label_map, default={}, metavar="OLD=NEW,...",
                        help="rename labels after loading, e.g. 0=negative,1=positive")
+    group.add_argument("--intensity-column", metavar="NAME",
+                       help="sentiment: CSV/TSV column or JSONL key with how strongly each text "
+                            "expresses its sentiment (0 neutral .. N strongest); trains the "
+                            "calibrated intensity output")
 
 
 def _add_train_options(parser: argparse.ArgumentParser, defaults: TrainArguments) -> None:
     group = parser.add_argument_group("evaluation")
     group.add_argument("--test-data", type=Path, metavar="PATH",
                        help="held-out test set in the same format, evaluated after training")
+    group.add_argument("--validation-data", type=Path, metavar="PATH",
+                       help="validation set in the same format; replaces --validation-split")
     group.add_argument("--validation-split", type=float, default=0.1, metavar="FRACTION",
                        help="share of --data held out (stratified) for early stopping, model "
                             "selection and the fallback threshold; 0 uses all for training "
@@ -112,8 +119,24 @@ def _add_train_options(parser: argparse.ArgumentParser, defaults: TrainArguments
                        metavar="FRACTION",
                        help="spread this share of each target over all labels, a regulariser "
                             "for many labels (default: %(default)s)")
+    group.add_argument("--typo-augmentation", type=float, default=defaults.typo_augmentation,
+                       metavar="P", help="probability that a training example is drawn with "
+                       "fresh typos each epoch (default: %(default)s)")
     group.add_argument("--seed", type=int, default=defaults.seed,
                        help="seed of the split, the head and the data order (default: %(default)s)")
+    group = parser.add_argument_group("calibration and out-of-scope detection")
+    group.add_argument("--no-calibrate", dest="calibrate", action="store_false",
+                       help="do not fit a logit temperature on the validation data")
+    group.add_argument("--out-of-scope", default=defaults.out_of_scope,
+                       choices=(*OOD_METHODS, "none"),
+                       help="intent: out-of-scope detector fitted on the training embeddings "
+                            "(default: %(default)s)")
+    group.add_argument("--out-of-scope-known-recall", type=float,
+                       default=defaults.out_of_scope_known_recall, metavar="SHARE",
+                       help="share of known validation messages the detector accepts "
+                            "(default: %(default)s)")
+    group.add_argument("--half-precision", action="store_true",
+                       help="store the encoder in float16 (half the size; loaded as float32)")
     group = parser.add_argument_group("hardware")
     group.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                        help="auto uses CUDA when a GPU is present (default: %(default)s); "
@@ -173,7 +196,8 @@ def run_training(args: argparse.Namespace) -> dict:
     data_args = DataArguments(
         path=args.data, data_format=args.data_format, text_column=args.text_column,
         label_column=args.label_column, label_map=args.label_map, test_path=args.test_data,
-        validation_split=args.validation_split,
+        validation_split=args.validation_split, validation_path=args.validation_data,
+        intensity_column=args.intensity_column,
     )
     train_args = TrainArguments(
         task=args.command, output_dir=args.output, base_model=args.base_model,
@@ -184,7 +208,10 @@ def run_training(args: argparse.Namespace) -> dict:
         early_stopping_patience=args.early_stopping_patience,
         class_weights=args.class_weights, label_smoothing=args.label_smoothing,
         seed=args.seed, device=args.device, bf16=args.bf16,
-        num_threads=args.num_threads,
+        num_threads=args.num_threads, typo_augmentation=args.typo_augmentation,
+        calibrate=args.calibrate, out_of_scope=args.out_of_scope,
+        out_of_scope_known_recall=args.out_of_scope_known_recall,
+        half_precision=args.half_precision,
     )
     result = ClassifierTrainer(data_args, train_args).run()
     return {"output": str(result.output_dir), **result.info.metrics,

@@ -339,3 +339,44 @@ def stratified_split(
     rng.shuffle(train)
     rng.shuffle(validation)
     return LabelledTexts.from_pairs(train), LabelledTexts.from_pairs(validation)
+
+
+def load_scores(path: str | Path, *, data_format: str = "auto", text_column: str = "text",
+                score_column: str) -> dict[str, float]:
+    """A numeric column by normalised text, scaled to [0, 1] by the column's maximum.
+
+    Used for the sentiment intensity targets (0 neutral ... N strongest). Rows
+    with an empty or non-numeric value are left out; a file without the column
+    gives an empty mapping (a data set without intensities, like SST-2).
+
+    Raises:
+        DataError: a negative value, or a format without columns (Rasa YAML).
+    """
+    path = Path(path)
+    _require_file(path)
+    data_format = detect_format(path) if data_format == "auto" else data_format
+    rows: list[dict] = []
+    with _readable(path), path.open(newline="", encoding="utf-8") as handle:
+        if data_format in ("csv", "tsv"):
+            quoting = csv.QUOTE_NONE if data_format == "tsv" else csv.QUOTE_MINIMAL
+            reader = csv.DictReader(handle, delimiter="\t" if data_format == "tsv" else ",",
+                                    quoting=quoting)
+            if reader.fieldnames is None or score_column not in reader.fieldnames:
+                return {}
+            rows = list(reader)
+        elif data_format == "jsonl":
+            rows = [json.loads(line) for line in handle if line.strip()]
+        else:
+            raise DataError(f"{path}: a score column needs CSV, TSV or JSONL data")
+    values: dict[str, float] = {}
+    for row in rows:
+        raw = row.get(score_column)
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            continue
+        if value < 0:
+            raise DataError(f"{path}: {score_column} must be 0 or more, found {raw!r}")
+        values[normalise_text(str(row.get(text_column) or ""))] = value
+    top = max(values.values(), default=0.0)
+    return {text: value / top if top > 1 else value for text, value in values.items()}

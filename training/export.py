@@ -31,16 +31,21 @@ OPSET = 17
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
-class _Logits(torch.nn.Module):
-    """The classifier with positional inputs and logits out (what ONNX traces)."""
+class _Outputs(torch.nn.Module):
+    """The classifier with positional inputs and a tuple out (what ONNX traces):
+    logits, the pooled features (for the out-of-scope detectors) and, when the
+    model has that head, the raw intensity."""
 
     def __init__(self, model: torch.nn.Module, names: tuple[str, ...]) -> None:
         super().__init__()
         self.model = model
         self.names = names
+        self.output_names = ["logits", "features"] + (
+            ["intensity"] if model.intensity_head is not None else [])
 
-    def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
-        return self.model(**dict(zip(self.names, tensors)))["logits"]
+    def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        output = self.model(**dict(zip(self.names, tensors)), return_features=True)
+        return tuple(output[name] for name in self.output_names)
 
 
 def onnx_path(directory: str | Path, *, quantized: bool = True) -> Path:
@@ -70,7 +75,7 @@ def export_onnx(directory: str | Path, *, quantize: bool = True) -> Path:
                        padding=True, return_tensors="pt")
     # Encoders without token types (MPNet, RoBERTa) get no such input.
     names = tuple(name for name in INPUTS if name in sample)
-    wrapped = _Logits(model, names)
+    wrapped = _Outputs(model, names)
     inputs = tuple(sample[name] for name in names)
     out_dir = directory / ONNX_DIR
     out_dir.mkdir(exist_ok=True)
@@ -90,8 +95,9 @@ def export_onnx(directory: str | Path, *, quantize: bool = True) -> Path:
                 warnings.simplefilter("ignore", torch.jit.TracerWarning)
                 torch.onnx.export(
                     wrapped, inputs, str(fp32), opset_version=OPSET, dynamo=False,
-                    input_names=list(names), output_names=["logits"],
-                    dynamic_axes={**{name: axes for name in names}, "logits": {0: "batch"}})
+                    input_names=list(names), output_names=wrapped.output_names,
+                    dynamic_axes={**{name: axes for name in names},
+                                  **{name: {0: "batch"} for name in wrapped.output_names}})
             if quantize:
                 quantize_dynamic(str(fp32), str(target), weight_type=QuantType.QInt8,
                                  per_channel=True)

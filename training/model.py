@@ -5,9 +5,13 @@ The artifact is the one contract between training and serving. It is a directory
     config.json, model.safetensors     the fine-tuned encoder (``save_pretrained``)
     tokenizer.json, ...                its tokenizer (``save_pretrained``)
     classifier_head.safetensors        the linear head on the pooled embedding
+    intensity_head.safetensors         optional: the sentiment intensity head
+    out_of_scope.safetensors           optional: the out-of-scope detector's state
     classifier.json                    labels, max length, pooling, base model,
                                        training arguments, data fingerprint,
-                                       metrics and library versions
+                                       metrics, calibration (temperature, fallback
+                                       threshold, intensity map), the out-of-scope
+                                       detector and library versions
 
 Mean pooling is the default because this family of checkpoints (sentence
 transformers) never trained BERT's [CLS] pooler: measured on BANKING77 the
@@ -30,6 +34,8 @@ from training.exceptions import ArtifactError, ModelError, NotAModelError
 
 ARTIFACT_FILE = "classifier.json"
 HEAD_FILE = "classifier_head.safetensors"
+INTENSITY_HEAD_FILE = "intensity_head.safetensors"
+OUT_OF_SCOPE_FILE = "out_of_scope.safetensors"
 FORMAT_VERSION = 1
 _WEIGHT_FILES = (
     "model.safetensors",
@@ -97,23 +103,30 @@ def library_versions() -> dict[str, str]:
 class EncoderClassifier(nn.Module):
     """An encoder, a pooling of its token embeddings, dropout and a linear head.
 
+    With ``intensity`` it has a second, one-output head trained by regression on
+    how strongly a text expresses its sentiment (0 neutral ... 1 strongest);
+    texts without an intensity target (``NaN``) add nothing to that loss.
+
     Args:
         encoder: A Hugging Face ``AutoModel`` (BERT, MPNet, ...).
         num_labels: Number of classes.
         pooling: ``mean`` over non-padding tokens, or ``cls``.
         dropout: Dropout before the head during training.
+        intensity: Add the intensity head.
     """
 
     def __init__(self, encoder: nn.Module, num_labels: int, pooling: str = "mean",
-                 dropout: float = 0.1) -> None:
+                 dropout: float = 0.1, intensity: bool = False) -> None:
         super().__init__()
         self.encoder = encoder
         self.pooling = pooling
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(encoder.config.hidden_size, num_labels)
+        self.intensity_head = nn.Linear(encoder.config.hidden_size, 1) if intensity else None
         # Not persistent: the weights belong to training, not to the artifact.
         self.register_buffer("loss_weights", None, persistent=False)
         self.label_smoothing = 0.0
+        self.intensity_weight = 1.0
 
     @property
     def config(self) -> Any:
@@ -137,25 +150,45 @@ class EncoderClassifier(nn.Module):
         attention_mask: torch.Tensor,
         token_type_ids: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        intensity: torch.Tensor | None = None,
+        return_features: bool = False,
     ) -> dict[str, torch.Tensor]:
-        """Logits, and the loss when ``labels`` are given."""
+        """Logits (and the raw intensity), the loss when ``labels`` are given.
+
+        Args:
+            intensity: Intensity targets in [0, 1], ``NaN`` where a text has none.
+            return_features: Also return the pooled embeddings (``features``),
+                which the out-of-scope detectors read.
+        """
         inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None:
             inputs["token_type_ids"] = token_type_ids
         hidden = self.encoder(**inputs).last_hidden_state
-        logits = self.head(self.dropout(self.pool(hidden, attention_mask)))
+        features = self.pool(hidden, attention_mask)
+        dropped = self.dropout(features)
+        logits = self.head(dropped)
         output = {"logits": logits}
+        if self.intensity_head is not None:
+            output["intensity"] = self.intensity_head(dropped).squeeze(-1)
+        if return_features:
+            output["features"] = features
         if labels is not None:
-            output["loss"] = nn.functional.cross_entropy(
+            loss = nn.functional.cross_entropy(
                 logits.float(), labels, weight=self.loss_weights,
                 label_smoothing=self.label_smoothing,
             )
+            if self.intensity_head is not None and intensity is not None:
+                known = ~torch.isnan(intensity)
+                if known.any():
+                    loss = loss + self.intensity_weight * nn.functional.mse_loss(
+                        output["intensity"].float()[known], intensity.float()[known])
+            output["loss"] = loss
         return output
 
 
 def build_model(base_model: str | Path, num_labels: int, *, pooling: str = "mean",
-                dropout: float = 0.1) -> tuple[EncoderClassifier, Any]:
-    """Loads a pretrained encoder and its tokenizer and adds a fresh head."""
+                dropout: float = 0.1, intensity: bool = False) -> tuple[EncoderClassifier, Any]:
+    """Loads a pretrained encoder and its tokenizer and adds a fresh head (or two)."""
     from transformers import AutoModel, AutoTokenizer
 
     path = check_checkpoint(base_model)
@@ -164,7 +197,9 @@ def build_model(base_model: str | Path, num_labels: int, *, pooling: str = "mean
         encoder = AutoModel.from_pretrained(path)
     except _load_errors() as error:
         raise NotAModelError(f"base model '{path}' cannot be loaded: {_first_line(error)}") from None
-    return EncoderClassifier(encoder, num_labels, pooling=pooling, dropout=dropout), tokenizer
+    model = EncoderClassifier(encoder.float(), num_labels, pooling=pooling, dropout=dropout,
+                              intensity=intensity)
+    return model, tokenizer
 
 
 @dataclass(frozen=True)
@@ -180,6 +215,11 @@ class ArtifactInfo:
         training_arguments: The ``TrainArguments`` of the run.
         data_fingerprint: SHA-256 of the training data.
         metrics: Validation (and test) metrics; the full report is in ``results.json``.
+        calibration: Fitted on validation data: ``temperature`` (logits are divided
+            by it), ``fallback_threshold`` (the calibrated confidence below which a
+            prediction should not be trusted) and, for sentiment, ``intensity``
+            (isotonic knots ``xs``/``ys`` from the raw head output to the level).
+        out_of_scope: The out-of-scope detector (``training.ood``), if fitted.
         versions: Library versions that wrote the artifact.
         format_version: Version of this contract.
         created_at: UTC time of writing.
@@ -193,6 +233,8 @@ class ArtifactInfo:
     training_arguments: dict[str, Any] = field(default_factory=dict)
     data_fingerprint: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
+    calibration: dict[str, Any] = field(default_factory=dict)
+    out_of_scope: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
     created_at: str = ""
@@ -236,8 +278,14 @@ class ArtifactInfo:
 
 
 def save_artifact(model: EncoderClassifier, tokenizer: Any, directory: str | Path,
-                  info: ArtifactInfo) -> Path:
-    """Writes the encoder, tokenizer, head and ``classifier.json`` into ``directory``."""
+                  info: ArtifactInfo, *, ood_tensors: dict[str, Any] | None = None,
+                  half: bool = False) -> Path:
+    """Writes the encoder, tokenizer, heads, detector state and ``classifier.json``.
+
+    Args:
+        half: Store the encoder in float16 (half the size, for an artifact that
+            is committed or shipped); it is loaded back as float32.
+    """
     from safetensors.torch import save_file
 
     directory = Path(directory)
@@ -245,12 +293,39 @@ def save_artifact(model: EncoderClassifier, tokenizer: Any, directory: str | Pat
     config = model.encoder.config
     config.id2label = dict(enumerate(info.labels))
     config.label2id = {label: i for i, label in enumerate(info.labels)}
-    model.encoder.save_pretrained(directory)
+    encoder = model.encoder
+    if half:
+        import copy
+
+        encoder = copy.deepcopy(encoder).half()
+    encoder.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
-    head = {name: tensor.detach().cpu().contiguous() for name, tensor in model.head.state_dict().items()}
-    save_file(head, str(directory / HEAD_FILE))
+    save_file(_cpu_state(model.head), str(directory / HEAD_FILE))
+    if model.intensity_head is not None:
+        save_file(_cpu_state(model.intensity_head), str(directory / INTENSITY_HEAD_FILE))
+    if ood_tensors:
+        save_file({name: torch.as_tensor(array).contiguous() for name, array in ood_tensors.items()},
+                  str(directory / OUT_OF_SCOPE_FILE))
     info.write(directory)
     return directory
+
+
+def _cpu_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {name: tensor.detach().float().cpu().contiguous()
+            for name, tensor in module.state_dict().items()}
+
+
+def load_ood_tensors(directory: str | Path) -> dict[str, Any]:
+    """The out-of-scope detector's arrays (NumPy), or ``{}`` when there are none."""
+    from safetensors.numpy import load_file
+
+    path = Path(directory) / OUT_OF_SCOPE_FILE
+    if not path.is_file():
+        return {}
+    try:
+        return load_file(str(path))
+    except _load_errors() as error:
+        raise ArtifactError(f"'{path}' cannot be loaded: {_first_line(error)}") from None
 
 
 def check_artifact_info(directory: str | Path, expected_task: str | None) -> ArtifactInfo:
@@ -298,7 +373,8 @@ def load_artifact(directory: str | Path, *, device: str | torch.device = "cpu",
         raise ArtifactError(str(error)) from None
     weights = next(name for name in _WEIGHT_FILES if (directory / name).is_file())
     try:
-        encoder = AutoModel.from_pretrained(directory)
+        # float32 whatever the stored precision (a shipped artifact is float16).
+        encoder = AutoModel.from_pretrained(directory).float()
     except _load_errors() as error:
         raise ArtifactError(f"'{directory}' cannot be loaded (config.json or {weights}): "
                             f"{_first_line(error)}") from None
@@ -307,11 +383,19 @@ def load_artifact(directory: str | Path, *, device: str | torch.device = "cpu",
         head = load_file(str(head_path))
     except _load_errors() as error:
         raise ArtifactError(f"'{head_path}' cannot be loaded: {_first_line(error)}") from None
-    model = EncoderClassifier(encoder, len(info.labels), pooling=info.pooling)
+    intensity_path = directory / INTENSITY_HEAD_FILE
+    model = EncoderClassifier(encoder, len(info.labels), pooling=info.pooling,
+                              intensity=intensity_path.is_file())
     try:
         model.head.load_state_dict(head)
     except RuntimeError as error:
         raise ArtifactError(
             f"'{head_path}' does not match {len(info.labels)} labels: {_first_line(error)}"
         ) from None
+    if model.intensity_head is not None:
+        try:
+            model.intensity_head.load_state_dict(load_file(str(intensity_path)))
+        except (*_load_errors(),) as error:
+            raise ArtifactError(f"'{intensity_path}' cannot be loaded: {_first_line(error)}"
+                                ) from None
     return model.to(device).eval(), tokenizer, info

@@ -9,9 +9,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from training.model import ArtifactInfo, EncoderClassifier, load_artifact, load_tokenizer
+from training.calibration import apply_isotonic, softmax
+from training.model import (
+    ArtifactInfo,
+    EncoderClassifier,
+    load_artifact,
+    load_ood_tensors,
+    load_tokenizer,
+)
+from training.ood import OutOfScopeDetector
 
 logger = logging.getLogger(__name__)
 
@@ -26,13 +35,20 @@ class Prediction:
 
     Attributes:
         label: The most likely label.
-        confidence: Its probability.
+        confidence: Its (calibrated) probability.
         ranking: Every ``(label, probability)``, most likely first.
+        intensity: How strongly the text expresses its sentiment, 0 (neutral) to 1
+            (strongest), calibrated; ``None`` without an intensity head.
+        unknown_score: The out-of-scope detector's score; ``None`` without one.
+        unknown: Whether that score is above the detector's threshold.
     """
 
     label: str
     confidence: float
     ranking: list[tuple[str, float]]
+    intensity: float | None = None
+    unknown_score: float | None = None
+    unknown: bool = False
 
     def scores(self) -> dict[str, float]:
         """Probability by label."""
@@ -63,18 +79,24 @@ class Predictor:
     """
 
     def __init__(self, model: EncoderClassifier | None, tokenizer: Any, info: ArtifactInfo,
-                 device: torch.device, session: Any = None) -> None:
+                 device: torch.device, session: Any = None,
+                 detector: OutOfScopeDetector | None = None) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.info = info
         self.device = device
         self.session = session
+        self.detector = detector
         self.backend = "onnx" if session is not None else "torch"
         self.labels = list(info.labels)
         self.max_length = int(info.max_length)
+        calibration = info.calibration or {}
+        self.temperature = float(calibration.get("temperature", 1.0))
+        self.intensity_map = calibration.get("intensity") or {}
         self._tokenizer_lock = threading.Lock()
         if session is not None:
             self._onnx_inputs = {item.name for item in session.get_inputs()}
+            self._onnx_outputs = [item.name for item in session.get_outputs()]
 
     @classmethod
     def load(cls, directory: str | Path, *, device: str = "auto",
@@ -102,12 +124,17 @@ class Predictor:
         if backend == "auto":
             backend = "onnx" if onnx_file.is_file() and resolved.type == "cpu" else "torch"
         if backend == "onnx":
-            return cls._load_onnx(Path(directory), onnx_file, expected_task, num_threads)
-        if num_threads:
-            torch.set_num_threads(num_threads)
-        model, tokenizer, info = load_artifact(directory, device=resolved,
-                                               expected_task=expected_task)
-        return cls(model, tokenizer, info, resolved)
+            predictor = cls._load_onnx(Path(directory), onnx_file, expected_task, num_threads)
+        else:
+            if num_threads:
+                torch.set_num_threads(num_threads)
+            model, tokenizer, info = load_artifact(directory, device=resolved,
+                                                   expected_task=expected_task)
+            predictor = cls(model, tokenizer, info, resolved)
+        if predictor.info.out_of_scope:
+            predictor.detector = OutOfScopeDetector.from_json(predictor.info.out_of_scope,
+                                                              load_ood_tensors(directory))
+        return predictor
 
     @classmethod
     def _load_onnx(cls, directory: Path, onnx_file: Path, expected_task: str | None,
@@ -142,33 +169,72 @@ class Predictor:
         return {key: value.to(self.device) for key, value in batch.items()
                 if key in ("input_ids", "attention_mask", "token_type_ids")}
 
-    def _logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def _forward(self, batch: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+        """The model's outputs for one batch: ``logits`` and, where present,
+        ``features`` and ``intensity``, as float NumPy arrays."""
         if self.session is None:
-            return self.model(**batch)["logits"]
+            output = self.model(**batch, return_features=True)
+            return {name: value.float().cpu().numpy() for name, value in output.items()}
         feed = {name: value.numpy() for name, value in batch.items()
                 if name in self._onnx_inputs}
-        return torch.from_numpy(self.session.run(["logits"], feed)[0])
+        values = self.session.run(self._onnx_outputs, feed)
+        return {name: np.asarray(value, dtype=np.float32)
+                for name, value in zip(self._onnx_outputs, values)}
 
     @torch.inference_mode()
-    def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
-        """Probabilities ``(len(texts), n_labels)`` on the CPU, in the order given.
+    def outputs(self, texts: Sequence[str], batch_size: int = 64) -> dict[str, np.ndarray]:
+        """Raw outputs of ``texts``, in the order given: ``logits`` and, where the
+        model has them, ``features`` (pooled embeddings) and ``intensity`` (raw).
 
         Texts are sorted by length so that each batch pads little.
         """
         texts = ["" if text is None else str(text) for text in texts]
-        probabilities = torch.empty((len(texts), len(self.labels)), dtype=torch.float32)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        collected: dict[str, np.ndarray] = {}
         for start in range(0, len(order), batch_size):
             indices = order[start:start + batch_size]
-            logits = self._logits(self._encode([texts[i] for i in indices]))
-            probabilities[indices] = torch.softmax(logits.float(), dim=-1).cpu()
-        return probabilities
+            for name, value in self._forward(self._encode([texts[i] for i in indices])).items():
+                if name not in collected:
+                    collected[name] = np.zeros((len(texts), *value.shape[1:]), dtype=np.float32)
+                collected[name][indices] = value
+        if not texts:
+            collected["logits"] = np.zeros((0, len(self.labels)), dtype=np.float32)
+        return collected
+
+    def calibrated(self, logits: np.ndarray) -> np.ndarray:
+        """Probabilities from raw logits with the artifact's temperature."""
+        return softmax(logits, self.temperature).astype(np.float32)
+
+    def calibrated_intensity(self, raw: np.ndarray) -> np.ndarray:
+        """The intensity head's raw output mapped to the calibrated 0..1 level."""
+        mapped = apply_isotonic(raw, self.intensity_map.get("xs", []),
+                                self.intensity_map.get("ys", []))
+        return np.clip(mapped, 0.0, 1.0)
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
+        """Calibrated probabilities ``(len(texts), n_labels)`` on the CPU, in the order given."""
+        logits = self.outputs(texts, batch_size=batch_size)["logits"]
+        return torch.from_numpy(self.calibrated(logits))
 
     def predict(self, texts: Sequence[str], batch_size: int = 64) -> list[Prediction]:
         """Classifies ``texts``; empty or whitespace-only texts are classified too."""
+        if not len(texts):
+            return []
+        outputs = self.outputs(texts, batch_size=batch_size)
+        probabilities = self.calibrated(outputs["logits"])
+        intensity = (self.calibrated_intensity(outputs["intensity"])
+                     if "intensity" in outputs else None)
+        scores = None
+        if self.detector is not None:
+            scores = self.detector.scores(outputs.get("features"), outputs["logits"])
         results = []
-        for row in self.predict_proba(texts, batch_size=batch_size).tolist():
+        for i, row in enumerate(probabilities.tolist()):
             ranking = sorted(zip(self.labels, row), key=lambda pair: pair[1], reverse=True)
             ranking = [(label, float(score)) for label, score in ranking]
-            results.append(Prediction(ranking[0][0], ranking[0][1], ranking))
+            results.append(Prediction(
+                ranking[0][0], ranking[0][1], ranking,
+                intensity=None if intensity is None else float(intensity[i]),
+                unknown_score=None if scores is None else float(scores[i]),
+                unknown=bool(scores is not None and scores[i] > self.detector.threshold),
+            ))
         return results

@@ -2,7 +2,13 @@
 
 ``ClassifierTrainer(data_args, train_args).run()`` goes through::
 
-    load_data -> split -> build_model -> fit -> evaluate -> save
+    load_data -> split -> build_model -> fit -> calibrate -> fit_out_of_scope
+    -> evaluate -> save
+
+``calibrate`` fits the logit temperature, the fallback threshold and the
+intensity map on the validation data; ``fit_out_of_scope`` fits the intent
+model's out-of-scope detector on the training embeddings and sets its
+threshold on the validation ones.
 
 Each step logs its wall time. ``Trainer`` supplies AdamW with linear warmup
 and decay, bf16 autocast on CUDA, data-parallel training under ``torchrun``,
@@ -24,10 +30,13 @@ import numpy as np
 import torch
 
 from training import data as data_module
+from training.augment import add_typos
 from training.arguments import SENTIMENT_LABELS, DataArguments, TrainArguments
+from training.calibration import fit_isotonic, fit_temperature, softmax
 from training.data import LabelledTexts
-from training.evaluation import compute_metrics, plot_confusion_matrix
+from training.evaluation import compute_metrics, plot_confusion_matrix, suggest_fallback_threshold
 from training.exceptions import DataError, OutputExistsError
+from training.ood import OutOfScopeDetector
 from training.model import (
     ArtifactInfo,
     EncoderClassifier,
@@ -81,21 +90,44 @@ def class_weights(dataset: LabelledTexts, labels: list[str]) -> torch.Tensor:
 
 
 class TokenizedDataset(torch.utils.data.Dataset):
-    """Texts tokenized once (unpadded; the collator pads each batch)."""
+    """Texts tokenized once (unpadded; the collator pads each batch).
+
+    Args:
+        intensities: Intensity target by text (``training.data.load_scores``);
+            when given, every item carries one (``NaN`` where the text has none).
+        typo_rate: Probability that an item is served with fresh typos instead
+            (tokenized on the fly), so each epoch sees other misspellings.
+        seed: Seed of the typos.
+    """
 
     def __init__(self, dataset: LabelledTexts, tokenizer: Any, label_ids: dict[str, int],
-                 max_length: int) -> None:
+                 max_length: int, *, intensities: dict[str, float] | None = None,
+                 typo_rate: float = 0.0, seed: int = 0) -> None:
+        import random
+
         encoded = tokenizer(list(dataset.texts), truncation=True, max_length=max_length)
-        self.features = [
-            {key: encoded[key][i] for key in encoded} | {"labels": label_ids[label]}
-            for i, label in enumerate(dataset.labels)
-        ]
+        self.texts = dataset.texts
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.typo_rate = typo_rate
+        self.rng = random.Random(seed)
+        self.features = []
+        for i, (text, label) in enumerate(zip(dataset.texts, dataset.labels)):
+            item = {key: encoded[key][i] for key in encoded} | {"labels": label_ids[label]}
+            if intensities is not None:
+                item["intensity"] = intensities.get(text, float("nan"))
+            self.features.append(item)
 
     def __len__(self) -> int:
         return len(self.features)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        return self.features[index]
+        item = self.features[index]
+        if self.typo_rate and self.rng.random() < self.typo_rate:
+            noisy = add_typos(self.texts[index], self.rng)
+            encoded = self.tokenizer(noisy, truncation=True, max_length=self.max_length)
+            item = item | {key: encoded[key] for key in encoded}
+        return item
 
 
 @dataclass
@@ -125,7 +157,8 @@ class ClassifierTrainer:
             Rasa's training data); ``data_args.path`` is then only recorded.
     """
 
-    steps: tuple[str, ...] = ("load_data", "split", "build_model", "fit", "evaluate", "save")
+    steps: tuple[str, ...] = ("load_data", "split", "build_model", "fit", "calibrate",
+                              "fit_out_of_scope", "evaluate", "save")
 
     def __init__(self, data_args: DataArguments, train_args: TrainArguments,
                  dataset: LabelledTexts | None = None) -> None:
@@ -139,6 +172,10 @@ class ClassifierTrainer:
         self.test_set: LabelledTexts | None = None
         self.train_set: LabelledTexts | None = None
         self.validation_set: LabelledTexts | None = None
+        self.given_validation: LabelledTexts | None = None
+        self.intensities: dict[str, float] | None = None
+        self.calibration: dict[str, Any] = {}
+        self.detector: OutOfScopeDetector | None = None
         self.labels: list[str] = []
         self.model: EncoderClassifier | None = None
         self.tokenizer: Any = None
@@ -172,17 +209,38 @@ class ClassifierTrainer:
         self.labels = self.dataset.label_names
         if self.args.task == "sentiment":
             check_sentiment_labels(self.labels)
-        if self.data_args.test_path is not None:
-            self.test_set = load_labelled(self.data_args.test_path, self.data_args, "test data")
-            unseen = sorted(set(self.test_set.labels) - set(self.labels))
+        for name, path in (("test", self.data_args.test_path),
+                           ("validation", self.data_args.validation_path)):
+            if path is None:
+                continue
+            extra = load_labelled(path, self.data_args, f"{name} data")
+            unseen = sorted(set(extra.labels) - set(self.labels))
             if unseen:
                 raise DataError(
-                    f"test data has labels absent from training: {', '.join(unseen[:10])}"
+                    f"{name} data has labels absent from training: {', '.join(unseen[:10])}"
                 )
+            if name == "test":
+                self.test_set = extra
+            else:
+                self.given_validation = extra
+        if self.data_args.intensity_column:
+            self.intensities = {}
+            for path in (self.data_args.path, self.data_args.validation_path):
+                if path is not None and not Path(path).is_dir():
+                    self.intensities.update(data_module.load_scores(
+                        path, data_format=self.data_args.data_format,
+                        text_column=self.data_args.text_column,
+                        score_column=self.data_args.intensity_column))
+            logger.info("%d texts with an intensity target", len(self.intensities))
         logger.info("%d examples, %d labels", len(self.dataset), len(self.labels))
 
     def split(self) -> None:
-        """Holds out a stratified, seeded validation set."""
+        """Holds out a stratified, seeded validation set (or takes the given one)."""
+        if self.given_validation is not None:
+            self.train_set, self.validation_set = self.dataset, self.given_validation
+            logger.info("train %d, validation %d (given)", len(self.train_set),
+                        len(self.validation_set))
+            return
         self.train_set, self.validation_set = data_module.stratified_split(
             self.dataset, validation_fraction=self.data_args.validation_split,
             seed=self.args.seed,
@@ -196,11 +254,12 @@ class ClassifierTrainer:
         set_seed(self.args.seed)
         self.model, self.tokenizer = build_model(
             self.base_model, len(self.labels), pooling=self.args.pooling,
-            dropout=self.args.dropout,
+            dropout=self.args.dropout, intensity=bool(self.intensities),
         )
         if self.args.class_weights:
             self.model.set_class_weights(class_weights(self.train_set, self.labels))
         self.model.label_smoothing = self.args.label_smoothing
+        self.model.intensity_weight = self.args.intensity_weight
 
     def _hf_arguments(self, work_dir: str, has_validation: bool) -> Any:
         from transformers import TrainingArguments
@@ -241,17 +300,23 @@ class ClassifierTrainer:
         from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer
 
         label_ids = {label: i for i, label in enumerate(self.labels)}
-        train = TokenizedDataset(self.train_set, self.tokenizer, label_ids, self.args.max_length)
+        intensities = self.intensities or None
+        train = TokenizedDataset(self.train_set, self.tokenizer, label_ids, self.args.max_length,
+                                 intensities=intensities, typo_rate=self.args.typo_augmentation,
+                                 seed=self.args.seed)
         validation = None
         if len(self.validation_set):
             validation = TokenizedDataset(self.validation_set, self.tokenizer, label_ids,
-                                          self.args.max_length)
+                                          self.args.max_length, intensities=intensities)
         callbacks = []
         if validation is not None and self.args.early_stopping_patience:
             callbacks.append(EarlyStoppingCallback(self.args.early_stopping_patience))
 
         def metrics(prediction: Any) -> dict[str, float]:
-            logits = torch.as_tensor(prediction.predictions)
+            predictions = prediction.predictions
+            # With the intensity head the model returns (logits, intensity).
+            logits = torch.as_tensor(predictions[0] if isinstance(predictions, tuple)
+                                     else predictions)
             probabilities = torch.softmax(logits.float(), dim=-1).numpy()
             summary = compute_metrics(prediction.label_ids, probabilities, self.labels)
             return {"accuracy": summary["accuracy"], "macro_f1": summary["macro_f1"]}
@@ -272,19 +337,82 @@ class ClassifierTrainer:
             self.results["best_validation_macro_f1"] = trainer.state.best_metric
         self.model = self.model.to(self.device).eval()
 
+    def predictor(self) -> Predictor:
+        """A ``Predictor`` over the model as trained so far (calibration, detector)."""
+        return Predictor(self.model, self.tokenizer, self.info, self.device,
+                         detector=self.detector)
+
+    def label_ids(self, dataset: LabelledTexts) -> np.ndarray:
+        """The label id of every example of ``dataset``."""
+        label_ids = {label: i for i, label in enumerate(self.labels)}
+        return np.asarray([label_ids[label] for label in dataset.labels], dtype=np.int64)
+
+    def calibrate(self) -> None:
+        """Temperature, fallback threshold and intensity map, fitted on validation data.
+
+        Without validation data nothing is fitted: temperature 1, no threshold.
+        """
+        if not self.args.calibrate or not len(self.validation_set):
+            return
+        outputs = self.predictor().outputs(list(self.validation_set.texts),
+                                            batch_size=self.args.eval_batch_size)
+        y_true = self.label_ids(self.validation_set)
+        temperature = fit_temperature(outputs["logits"], y_true)
+        probabilities = softmax(outputs["logits"], temperature)
+        fallback = suggest_fallback_threshold(probabilities.max(axis=1),
+                                              probabilities.argmax(axis=1) == y_true)
+        self.calibration = {"temperature": temperature,
+                            "fallback_threshold": fallback["threshold"],
+                            "fallback": fallback, "examples": len(y_true)}
+        if "intensity" in outputs and self.intensities:
+            pairs = [(raw, self.intensities[text]) for raw, text in
+                     zip(outputs["intensity"].tolist(), self.validation_set.texts)
+                     if text in self.intensities]
+            if pairs:
+                xs, ys = fit_isotonic([p[0] for p in pairs], [p[1] for p in pairs])
+                self.calibration["intensity"] = {"xs": xs, "ys": ys, "examples": len(pairs)}
+        logger.info("calibration: temperature %.3f, fallback threshold %.3f", temperature,
+                    fallback["threshold"])
+
+    def fit_out_of_scope(self) -> None:
+        """The intent model's out-of-scope detector: fitted on the training embeddings,
+        its threshold on the validation ones (which hold no unknown intent)."""
+        if (self.args.task != "intent" or self.args.out_of_scope == "none"
+                or not len(self.validation_set)):
+            if self.args.task == "intent" and self.args.out_of_scope != "none":
+                logger.warning("no validation data: the out-of-scope detector is not fitted")
+            return
+        predictor = self.predictor()
+        train = predictor.outputs(list(self.train_set.texts), batch_size=self.args.eval_batch_size)
+        detector = OutOfScopeDetector.fit(
+            self.args.out_of_scope, train.get("features"), self.label_ids(self.train_set),
+            len(self.labels), temperature=self.calibration.get("temperature", 1.0),
+            k=self.args.out_of_scope_k)
+        validation = predictor.outputs(list(self.validation_set.texts),
+                                       batch_size=self.args.eval_batch_size)
+        scores = detector.scores(validation.get("features"), validation["logits"])
+        detector.set_threshold(scores, self.args.out_of_scope_known_recall)
+        self.detector = detector
+        logger.info("out-of-scope detector %s: threshold %.4f", detector.method,
+                    detector.threshold)
+
     def evaluate(self) -> None:
         """Full metrics on validation (threshold, calibration) and on the test set."""
-        predictor = Predictor(self.model, self.tokenizer, self.info, self.device)
+        predictor = self.predictor()
         for name, dataset in (("validation", self.validation_set), ("test", self.test_set)):
             if dataset is None or not len(dataset):
                 continue
-            probabilities = predictor.predict_proba(list(dataset.texts),
-                                                    batch_size=self.args.eval_batch_size)
-            label_ids = {label: i for i, label in enumerate(self.labels)}
-            y_true = [label_ids[label] for label in dataset.labels]
-            self.results[name] = compute_metrics(y_true, probabilities.numpy(), self.labels)
-            logger.info("%s accuracy %.4f, macro-F1 %.4f", name,
-                        self.results[name]["accuracy"], self.results[name]["macro_f1"])
+            outputs = predictor.outputs(list(dataset.texts), batch_size=self.args.eval_batch_size)
+            probabilities = predictor.calibrated(outputs["logits"])
+            y_true = self.label_ids(dataset)
+            self.results[name] = compute_metrics(y_true, probabilities, self.labels)
+            if self.detector is not None:
+                unknown = self.detector.is_unknown(
+                    self.detector.scores(outputs.get("features"), outputs["logits"]))
+                self.results[name]["out_of_scope_rate"] = float(unknown.mean())
+            logger.info("%s accuracy %.4f, macro-F1 %.4f, ECE %.4f", name,
+                        self.results[name]["accuracy"], self.results[name]["macro_f1"],
+                        self.results[name]["ece"])
 
     def save(self) -> None:
         """Writes the artifact, ``results.json`` and confusion-matrix plots (main process)."""
@@ -293,7 +421,9 @@ class ClassifierTrainer:
         output_dir = self.args.output_dir
         if output_dir.exists():
             shutil.rmtree(output_dir) if output_dir.is_dir() else output_dir.unlink()
-        save_artifact(self.model, self.tokenizer, output_dir, self.info)
+        save_artifact(self.model, self.tokenizer, output_dir, self.info,
+                      ood_tensors=self.detector.tensors if self.detector else None,
+                      half=self.args.half_precision)
         self.results["timing_seconds"] = dict(self.step_seconds)
         write_results(output_dir, self.results, self.labels, title_prefix=self.args.task)
 
@@ -317,6 +447,9 @@ class ClassifierTrainer:
             training_arguments=self.args.to_dict() | {"data": _data_summary(self.data_args)},
             data_fingerprint=self.data_fingerprint,
             metrics=summary,
+            calibration={key: value for key, value in self.calibration.items()
+                         if key != "fallback"},
+            out_of_scope=self.detector.to_json() if self.detector else {},
             versions=library_versions(),
         )
 
@@ -330,6 +463,8 @@ def _data_summary(data_args: DataArguments) -> dict[str, Any]:
         "label_map": dict(data_args.label_map),
         "test_path": str(data_args.test_path) if data_args.test_path else None,
         "validation_split": data_args.validation_split,
+        "validation_path": str(data_args.validation_path) if data_args.validation_path else None,
+        "intensity_column": data_args.intensity_column,
     }
 
 

@@ -14,13 +14,15 @@ from actions.exceptions import SettingsError
 from actions.settings import EscalationRules
 from tests.actions.conftest import bot_event, user_event
 
-RULES = EscalationRules(strong_negative=0.97, negative_score=0.5, negative_turns=3)
+RULES = EscalationRules(strong_intensity=0.7, negative_score=0.5, negative_turns=3)
 N, U, P = "negative", "neutral", "positive"
 
 
-def turns(*moods: tuple[str | None, float]) -> list[dict]:
-    return [{"label": label, "negative": negative, "intent": "inform", "text": ""}
-            for label, negative in moods]
+def turns(*moods: tuple) -> list[dict]:
+    """Turns from (label, negative score[, intensity])."""
+    return [{"label": mood[0], "negative": mood[1],
+             "intensity": mood[2] if len(mood) > 2 else None, "intent": "inform", "text": ""}
+            for mood in moods]
 
 
 @pytest.mark.parametrize(
@@ -29,9 +31,12 @@ def turns(*moods: tuple[str | None, float]) -> list[dict]:
         ([], None),
         ([(U, 0.1)], None),
         ([(N, 0.8)], None),
-        ([(N, 0.98)], STRONGLY_NEGATIVE),
-        ([(U, 0.1), (U, 0.1), (N, 0.97)], STRONGLY_NEGATIVE),
-        ([(N, 0.98), (U, 0.1)], None),  # it was, but the customer calmed down
+        ([(N, 0.98)], None),  # no intensity (an older model): only the several-turns rule
+        ([(N, 0.9, 0.8)], STRONGLY_NEGATIVE),
+        ([(N, 0.999, 0.4)], None),  # surely negative, but mildly: no human yet
+        ([(U, 0.1), (U, 0.1), (N, 0.97, 0.7)], STRONGLY_NEGATIVE),
+        ([(N, 0.98, 0.9), (U, 0.1)], None),  # it was, but the customer calmed down
+        ([(P, 0.0, 0.95)], None),  # ecstatic is intense too, but not negative
         ([(N, 0.8), (N, 0.7)], None),
         ([(N, 0.8), (N, 0.7), (N, 0.9)], PERSISTENTLY_NEGATIVE),
         ([(P, 0.0), (N, 0.8), (N, 0.7), (N, 0.9)], PERSISTENTLY_NEGATIVE),
@@ -47,7 +52,7 @@ def test_escalation_rules(history, expected) -> None:
 
 @pytest.mark.parametrize("turns_needed", [1, 2, 5])
 def test_negative_turns_setting(turns_needed: int) -> None:
-    rules = EscalationRules(strong_negative=1.0, negative_turns=turns_needed)
+    rules = EscalationRules(strong_intensity=1.0, negative_turns=turns_needed)
     history = turns(*[(N, 0.8)] * turns_needed)
 
     assert escalation_reason(history[:-1], rules) is None
@@ -55,7 +60,7 @@ def test_negative_turns_setting(turns_needed: int) -> None:
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"strong_negative": 0}, {"strong_negative": 1.5}, {"negative_score": "high"},
+    "kwargs", [{"strong_intensity": 0}, {"strong_intensity": 1.5}, {"negative_score": "high"},
                {"negative_turns": 0}, {"negative_turns": 2.5}, {"negative_turns": True}])
 def test_bad_rules_are_refused(kwargs) -> None:
     with pytest.raises(SettingsError):

@@ -25,7 +25,7 @@ slots:
       - type: custom
   escalation_reason:
     type: categorical
-    values: [requested, strongly_negative, persistently_negative]
+    values: [requested, strongly_negative, persistently_negative, unknown_input]
     influence_conversation: false
     mappings:
       - type: custom
@@ -54,13 +54,16 @@ def make_policy(model_storage, execution_context):
     return make
 
 
-def said(text: str, intent: str = "order_status", negative: float | None = 0.1) -> UserUttered:
+def said(text: str, intent: str = "order_status", negative: float | None = 0.1,
+         intensity: float | None = 0.3) -> UserUttered:
     parse_data: dict[str, Any] = {"intent": {"name": intent, "confidence": 0.9}}
     if negative is not None:
         label = "negative" if negative >= 0.5 else "neutral"
         parse_data["sentiment"] = {"label": label, "confidence": max(negative, 1 - negative),
                                    "scores": {"negative": negative, "neutral": 1 - negative,
                                               "positive": 0.0}}
+        if intensity is not None:
+            parse_data["sentiment"]["intensity"] = intensity
     return UserUttered(text, intent=parse_data["intent"], parse_data=parse_data)
 
 
@@ -82,6 +85,8 @@ def predicted(policy: SentimentEscalationPolicy, tracker: DialogueStateTracker) 
 
 
 NEG, CALM = 0.9, 0.1
+FURIOUS = (0.95, 0.99)  # (negative score, intensity)
+MILD_BUT_SURE = (0.9995, 0.3)
 
 
 @pytest.mark.parametrize(
@@ -93,12 +98,15 @@ NEG, CALM = 0.9, 0.1
         ([NEG, NEG, NEG], "action_handoff", "persistently_negative"),
         ([CALM, NEG, NEG, NEG], "action_handoff", "persistently_negative"),
         ([NEG, CALM, NEG, NEG], None, None),
-        ([0.9995], "action_handoff", "strongly_negative"),
+        ([FURIOUS], "action_handoff", "strongly_negative"),
+        ([MILD_BUT_SURE], None, None),  # a confident label is not an intense feeling
         ([NEG, None, NEG], None, None),  # a turn without sentiment breaks the run
     ],
 )
 def test_escalation_table(make_policy, negatives, expected, reason) -> None:
-    tracker = tracker_after(*[said(f"turn {i}", negative=n) for i, n in enumerate(negatives)])
+    tracker = tracker_after(*[
+        said(f"turn {i}", negative=n[0], intensity=n[1]) if isinstance(n, tuple)
+        else said(f"turn {i}", negative=n) for i, n in enumerate(negatives)])
 
     prediction = make_policy().predict_action_probabilities(tracker, DOMAIN)
 
@@ -146,16 +154,17 @@ def test_abstains_when_not_right_after_a_user_message(make_policy) -> None:
 
 
 def test_thresholds_come_from_config(make_policy) -> None:
-    tracker = tracker_after(said("a", negative=0.7))
+    tracker = tracker_after(said("a", negative=0.7, intensity=0.65))
 
     assert predicted(make_policy(negative_turns=1), tracker) == "action_handoff"
-    assert predicted(make_policy(strong_negative=0.6), tracker) == "action_handoff"
+    assert predicted(make_policy(), tracker) is None
+    assert predicted(make_policy(strong_intensity=0.6), tracker) == "action_handoff"
     assert predicted(make_policy(negative_turns=1, negative_score=0.8), tracker) is None
 
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("strong_negative", 2), ("strong_negative", "high"), ("negative_turns", 0),
+    [("strong_intensity", 2), ("strong_intensity", "high"), ("negative_turns", 0),
      ("negative_turns", 1.5), ("negative_score", 0), ("skip_intents", "complaint"),
      ("handoff_action", 3), ("priority", "7")])
 def test_bad_config_names_key_and_value(make_policy, key, value) -> None:

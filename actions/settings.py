@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # The single-turn escalation threshold on the shipped sentiment model's calibrated
 # intensity: the best F1 of "escalate" against "strongly negative" on its held-out
 # validation messages (benchmarks/results/sentiment_v2.json, "escalation").
-STRONG_INTENSITY = 0.8
+STRONG_INTENSITY = 0.708
 
 
 @dataclass(frozen=True)

@@ -247,11 +247,10 @@ def norm_code(code: str) -> str:
 Pred = Tuple[str, float, Optional[float]]
 
 
-def build_py3langid():
-    from py3langid.langid import MODEL_FILE, LanguageIdentifier
-
-    lid = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-    langs = [l for l in LANGS if l in lid.labels]
+def _build_langid_family(module: str, classes_attribute: str, load) -> tuple:
+    """langid.py and its fork py3langid share one API: restrict, then rank."""
+    lid = load()
+    langs = [l for l in LANGS if l in getattr(lid, classes_attribute)]
     lid.set_languages(langs)
 
     def predict(text: str) -> Pred:
@@ -260,23 +259,22 @@ def build_py3langid():
         pen = next((q for l, q in ranked if l == "en"), 0.0)
         return norm_code(lang), float(p), float(pen)
 
-    return md.version("py3langid"), f"norm_probs=True, set_languages({len(langs)} langs)", predict
+    return md.version(module), f"norm_probs=True, set_languages({len(langs)} langs)", predict
+
+
+def build_py3langid():
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    return _build_langid_family(
+        "py3langid", "labels",
+        lambda: LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True))
 
 
 def build_langid():
     from langid.langid import LanguageIdentifier, model
 
-    lid = LanguageIdentifier.from_modelstring(model, norm_probs=True)
-    langs = [l for l in LANGS if l in lid.nb_classes]
-    lid.set_languages(langs)
-
-    def predict(text: str) -> Pred:
-        ranked = lid.rank(text)
-        lang, p = ranked[0]
-        pen = next((q for l, q in ranked if l == "en"), 0.0)
-        return norm_code(lang), float(p), float(pen)
-
-    return md.version("langid"), f"norm_probs=True, set_languages({len(langs)} langs)", predict
+    return _build_langid_family(
+        "langid", "nb_classes", lambda: LanguageIdentifier.from_modelstring(model, norm_probs=True))
 
 
 def _build_lingua(low_accuracy: bool):

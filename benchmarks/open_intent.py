@@ -63,11 +63,9 @@ def operating_point(scores_known: np.ndarray, correct_known: np.ndarray,
 
 
 def plot(curves: dict, record: dict, path: Path) -> None:
-    import matplotlib
+    from _plotting import pyplot, save  # noqa: PLC0415 (benchmarks/ sibling)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=(7, 5))
     for method, (recall, accuracy) in curves.items():
         result = record["methods"][method]
@@ -83,9 +81,7 @@ def plot(curves: dict, record: dict, path: Path) -> None:
     axes.set_title("BANKING77, 25% of intents unknown; dots: validation thresholds")
     axes.set_ylim(0.3, 1.0)
     axes.legend(fontsize=8, loc="lower left")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save(figure, path)
 
 
 def main() -> int:

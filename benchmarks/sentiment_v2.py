@@ -162,11 +162,9 @@ def sentiment_metrics(predictor: Predictor, texts: list[str], labels: list[str])
 
 
 def plot(record: dict, ordinal: dict, path: Path) -> None:
-    import matplotlib
+    from _plotting import pyplot, save  # noqa: PLC0415 (benchmarks/ sibling)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
     own = record["own_test"]["per_class_f1"]
     names = list(own) + ["macro-F1", "SST-2 acc", "airline acc"]
@@ -185,9 +183,7 @@ def plot(record: dict, ordinal: dict, path: Path) -> None:
     right.set_ylabel("negative intensity")
     right.set_title(f"ordinal set: Spearman {record['intensity']['spearman_negative']:.3f}")
     right.legend(loc="upper left")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save(figure, path)
 
 
 def main() -> int:

@@ -51,11 +51,9 @@ async def parse_all(model: Path, texts: list[str]) -> list[dict]:
 
 
 def plot(record: dict, path: Path) -> None:
-    import matplotlib
+    from _plotting import pyplot, save  # noqa: PLC0415 (benchmarks/ sibling)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     heldout = record["heldout_intents"]
     unknown = record["unknown_input"]
     names = ["held-out intents\naccuracy", "other language\nrouted", "keyboard mash\nto fallback",
@@ -69,9 +67,7 @@ def plot(record: dict, path: Path) -> None:
     axes.set_xticks(range(len(values)), names)
     axes.set_ylim(0, 1.1)
     axes.set_title("the served assistant on messages it never saw")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save(figure, path)
 
 
 def main() -> int:

@@ -63,7 +63,7 @@ class EscalationConfig:
     pending_action: str = "action_handoff_pending"
     handoff_slot: str = "handoff"
     reason_slot: str = "escalation_reason"
-    skip_intents: tuple[str, ...] = ("request_human",)
+    skip_intents: tuple[str, ...] = ("request_human", "complaint")
     priority: int = 7
 
     def __post_init__(self) -> None:
@@ -129,8 +129,9 @@ class SentimentEscalationPolicy(ConfiguredPolicy):
             # Bool slot set by the hand-over; categorical slot this policy fills.
             "handoff_slot": "handoff",
             "reason_slot": "escalation_reason",
-            # Intents whose own rule already hands over: no escalation on these.
-            "skip_intents": ["request_human"],
+            # Intents whose own flow already ends with a person (the complaint
+            # form files a ticket): no escalation on these.
+            "skip_intents": ["request_human", "complaint"],
             # Above RulePolicy (6), so an escalation wins over rules and forms.
             "priority": 7,
         }

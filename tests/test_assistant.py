@@ -131,8 +131,8 @@ def test_three_angry_turns_escalate_with_a_ticket(served: dict) -> None:
     sender = "angry-test"
     # Clearly unhappy, not furious: the several-turns rule, not the single-turn one.
     answers = chat(served, sender,
-                   "where is my order 12345? it's two weeks late, not happy",
-                   "can you track it? this is getting annoying",
+                   "where is my order 12345? it's two weeks late, I'm disappointed",
+                   "I'm really disappointed, please track it",
                    "what is the status of my order, I'm really disappointed",
                    "hello? anyone there?")
 
@@ -144,7 +144,7 @@ def test_three_angry_turns_escalate_with_a_ticket(served: dict) -> None:
     assert priority == "high"
     assert [turn["label"] for turn in json.loads(history)] == ["negative"] * 3
     texts = [line["text"] for line in json.loads(transcript)]
-    assert texts[0] == "where is my order 12345? it's two weeks late, not happy"
+    assert texts[0] == "where is my order 12345? it's two weeks late, I'm disappointed"
     assert "Order 12345" in texts[1]  # the bot's side is in the transcript too
     # After the hand-over the bot stops self-serving and keeps messages for the human.
     assert texts[-2:] == ["what is the status of my order, I'm really disappointed",

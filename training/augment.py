@@ -18,7 +18,8 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-# QWERTY neighbours of each letter: the keys a finger slips onto.
+# QWERTY neighbours of each letter: the keys a finger slips onto, on a plain
+# grid (rows not staggered), so "x" counts as a neighbour of "a".
 _ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
 NEIGHBOURS: dict[str, str] = {}
 for _r, _row in enumerate(_ROWS):
@@ -58,9 +59,10 @@ def _typo_in_word(word: str, rng: random.Random) -> str:
 def add_typos(text: str, rng: random.Random, *, word_rate: float = 0.25) -> str:
     """``text`` with typos in about ``word_rate`` of its words of 3+ letters.
 
-    At least one word is changed when the text has any word that can be, so a
-    perturbed copy of a test set never equals the original. Apostrophes are
-    dropped with probability ``word_rate`` as well ("where's" -> "wheres").
+    At least one word is picked when the text has any word of 3+ letters, so a
+    perturbed copy of a test set almost never equals the original (a swap of two
+    equal letters, as in "all", leaves a word as it was). Apostrophes are dropped
+    with probability ``word_rate`` as well ("where's" -> "wheres").
 
     Args:
         text: The clean text.

@@ -47,10 +47,12 @@ def fit_temperature(logits: np.ndarray, labels: Sequence[int]) -> float:
 
     NLL is unimodal in ``log T`` for a fixed set of logits, so a bracketed
     golden-section search finds the optimum without gradients. Returns 1.0
-    (no change) when there is no validation data.
+    (no change) when there is no validation data, or when every validation
+    prediction is right: NLL then only falls as ``T`` shrinks, and sharpening a
+    model on evidence of no error would make it overconfident on the first one.
     """
     labels = np.asarray(labels, dtype=np.int64)
-    if len(labels) == 0:
+    if len(labels) == 0 or bool(np.all(np.asarray(logits).argmax(axis=1) == labels)):
         return 1.0
     low, high = np.log(TEMPERATURE_BOUNDS[0]), np.log(TEMPERATURE_BOUNDS[1])
     ratio = (np.sqrt(5) - 1) / 2
@@ -80,11 +82,16 @@ def fit_isotonic(scores: Sequence[float], targets: Sequence[float]) -> tuple[lis
     if len(scores) == 0:
         return [], []
     order = np.argsort(scores, kind="mergesort")
-    # Each block: [sum of targets, count, min score, max score]
+    # Tied scores are one point with their mean target, whatever the row order.
+    unique, starts = np.unique(scores[order], return_index=True)
+    sums = np.add.reduceat(targets[order], starts)
+    counts = np.diff(np.append(starts, len(scores)))
+    # Each block: [sum of targets, count, min score, max score]; neighbours with
+    # equal means merge too (same function, fewer knots).
     blocks: list[list[float]] = []
-    for i in order:
-        blocks.append([targets[i], 1.0, scores[i], scores[i]])
-        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] > blocks[-1][0] / blocks[-1][1]:
+    for x, total, count in zip(unique, sums, counts):
+        blocks.append([float(total), float(count), float(x), float(x)])
+        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] >= blocks[-1][0] / blocks[-1][1]:
             total, count, _, high = blocks.pop()
             blocks[-1][0] += total
             blocks[-1][1] += count
@@ -92,13 +99,10 @@ def fit_isotonic(scores: Sequence[float], targets: Sequence[float]) -> tuple[lis
     xs: list[float] = []
     ys: list[float] = []
     for total, count, low, high in blocks:
-        mean = total / count
+        mean = round(total / count, 6)
         for x in (low, high) if high > low else (low,):
-            if xs and x <= xs[-1]:  # equal scores in neighbouring blocks: keep the later
-                ys[-1] = mean
-                continue
-            xs.append(round(float(x), 6))
-            ys.append(round(float(mean), 6))
+            xs.append(round(x, 6))
+            ys.append(mean)
     return xs, ys
 
 

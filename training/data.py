@@ -202,6 +202,20 @@ def load_delimited(
     return LabelledTexts.from_pairs(pairs)
 
 
+def _json_records(path: Path, handle: Iterable[str]) -> Iterator[Mapping]:
+    """The JSON object of every non-blank line; ``DataError`` naming the line otherwise."""
+    for number, line in enumerate(handle, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DataError(f"{path}:{number}: not valid JSON ({error.msg})") from None
+        if not isinstance(record, Mapping):
+            raise DataError(f"{path}:{number}: expected a JSON object per line")
+        yield record
+
+
 def load_jsonl(
     path: str | Path, *, text_column: str = "text", label_column: str = "label"
 ) -> LabelledTexts:
@@ -210,15 +224,7 @@ def load_jsonl(
     _require_file(path)
     pairs = []
     with _readable(path), path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DataError(f"{path}:{number}: not valid JSON ({error.msg})") from None
-            if not isinstance(record, Mapping):
-                raise DataError(f"{path}:{number}: expected a JSON object per line")
+        for record in _json_records(path, handle):
             _check_columns(path, record.keys(), (text_column, label_column))
             pairs.append((str(record[text_column] or ""), str(record[label_column])))
     return LabelledTexts.from_pairs(pairs)
@@ -365,7 +371,7 @@ def load_scores(path: str | Path, *, data_format: str = "auto", text_column: str
                 return {}
             rows = list(reader)
         elif data_format == "jsonl":
-            rows = [json.loads(line) for line in handle if line.strip()]
+            rows = list(_json_records(path, handle))
         else:
             raise DataError(f"{path}: a score column needs CSV, TSV or JSONL data")
     values: dict[str, float] = {}

@@ -17,6 +17,10 @@ Methods (all computed from one forward pass):
 - ``knn``: the cosine distance to the ``k``-th nearest training embedding
   (Sun et al., 2022), which needs no assumption about class shapes.
 
+Side by side on open-intent BANKING77 (``benchmarks/open_intent.py``),
+``mahalanobis`` separates unknown intents best (AUROC 0.922, against 0.917 for
+``knn``, 0.895 for ``energy`` and 0.885 for ``msp``): it is the default.
+
 NumPy only. The fitted state (means, precision matrix, embedding bank) is
 saved beside the artifact by ``training.model``.
 """
@@ -31,7 +35,7 @@ import numpy as np
 from training.calibration import softmax
 
 METHODS = ("msp", "energy", "mahalanobis", "knn")
-DEFAULT_METHOD = "knn"
+DEFAULT_METHOD = "mahalanobis"  # best AUROC in benchmarks/results/open_intent.json
 DEFAULT_KNOWN_RECALL = 0.95
 DEFAULT_K = 10
 # Shrinkage of the shared covariance towards its diagonal: few examples per
@@ -120,7 +124,7 @@ class OutOfScopeDetector:
             distances = []
             for mean in means:  # classes one at a time keeps memory at (batch, d)
                 centred = unit - mean
-                distances.append(np.einsum("nd,de,ne->n", centred, precision, centred))
+                distances.append(((centred @ precision) * centred).sum(axis=1))
             return np.min(np.stack(distances, axis=1), axis=1).astype(np.float64)
         similarities = unit @ self.tensors["bank"].T
         k = min(self.k, similarities.shape[1])

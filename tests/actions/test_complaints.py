@@ -13,15 +13,16 @@ from tests.actions.conftest import FakeClassifier, texts, user_event
 DESCRIPTION = "the coffee maker from order 55120 leaks water all over the counter"
 
 
-def parsed(intent: str, label: str, negative: float) -> Parsed:
+def parsed(intent: str, label: str, negative: float, intensity: float = 0.4) -> Parsed:
     return Parsed(intent, 0.9, {"label": label, "confidence": negative,
                                 "scores": {"negative": negative, "neutral": 1 - negative,
-                                           "positive": 0.0}})
+                                           "positive": 0.0}, "intensity": intensity})
 
 
 @pytest.mark.parametrize(
     ("answer", "expected"),
-    [(parsed("return_item", "negative", 0.9995), ("returns", "urgent", True)),
+    [(parsed("return_item", "negative", 0.95, intensity=0.9), ("returns", "urgent", True)),
+     (parsed("return_item", "negative", 0.9995, intensity=0.4), ("returns", "high", True)),
      (parsed("payment_problem", "negative", 0.8), ("billing", "high", True)),
      (parsed("track_delivery", "neutral", 0.1), ("logistics", "normal", True)),
      (parsed("greet", "neutral", 0.1), ("customer_service", "normal", True)),

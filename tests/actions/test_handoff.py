@@ -39,7 +39,8 @@ async def test_escalation_ticket_holds_transcript_sentiment_intent_priority(
     said = texts(dispatcher)[0]
     assert f"ticket {reference}" in said and "sorry" in said.lower()
     assert events == [SlotSet("handoff", True), SlotSet("ticket", reference),
-                      SlotSet("requested_slot", None), ActiveLoop(None)]
+                      SlotSet("unknown_handoff", False), SlotSet("requested_slot", None),
+                      ActiveLoop(None)]
 
 
 async def test_asking_for_a_human_is_a_normal_priority_request(services, dispatcher,
@@ -80,3 +81,17 @@ async def test_a_failing_database_still_answers(services, dispatcher, make_track
     assert events == []
     assert "can't reach our order system" in texts(dispatcher)[0]
     assert "action_handoff failed" in caplog.text
+
+
+async def test_three_messages_not_understood_hand_over_with_their_reason(
+        services, dispatcher, make_tracker) -> None:
+    tracker = make_tracker({"escalation_reason": "unknown_input", "unknown_handoff": True},
+                           intent="nlu_fallback",
+                           events=[user_event("asdkj qwpoe", intent="nlu_fallback")])
+
+    events = await ActionHandoff(services).run(dispatcher, tracker, {})
+
+    ticket = await services.backend.get_ticket(events[1]["value"])
+    assert (ticket.reason, ticket.priority) == ("unknown_input", "normal")
+    assert texts(dispatcher)[0].startswith("I've passed our conversation")
+    assert SlotSet("unknown_handoff", False) in events

@@ -42,5 +42,5 @@ def test_process_takes_any_text(component, texts: list[str]) -> None:
     for message in messages:
         value = message.get(case.added_keys[0])
         name = value.get("name") or value.get("label")
-        assert name in case.labels
+        assert name in (*case.labels, "nlu_fallback")  # unsure: no guess
         assert math.isfinite(value["confidence"]) and 0.0 <= value["confidence"] <= 1.0

@@ -21,7 +21,14 @@ def test_to_sentiment_is_plain() -> None:
 
     assert to_sentiment(prediction) == {
         "label": "negative", "confidence": 0.8,
-        "scores": {"negative": 0.8, "neutral": 0.15, "positive": 0.05}}
+        "scores": {"negative": 0.8, "neutral": 0.15, "positive": 0.05}, "score": -0.75}
+
+
+def test_to_sentiment_adds_the_intensity_when_the_model_has_one() -> None:
+    prediction = Prediction("negative", 0.9, [("negative", 0.9), ("neutral", 0.06),
+                                              ("positive", 0.04)], intensity=0.81234)
+
+    assert to_sentiment(prediction)["intensity"] == 0.8123
 
 
 def test_learned_the_tiny_sentiments(build) -> None:

@@ -221,3 +221,77 @@ def test_fingerprint_ignores_order_but_not_content() -> None:
 def test_mismatched_lengths_are_refused() -> None:
     with pytest.raises(DataError, match="2 texts but 1 labels"):
         LabelledTexts(("a", "b"), ("x",))
+
+
+# -- load_scores: the sentiment intensity targets --------------------------------
+
+
+def test_load_scores_scales_by_the_column_maximum_and_skips_empty_values(write_csv) -> None:
+    path = write_csv([("awful  service", "negative", "3"), ("fine", "neutral", "0"),
+                      ("quite bad", "negative", "1"), ("no value", "negative", ""),
+                      ("not a number", "negative", "n/a")],
+                     header=("text", "label", "intensity"))
+
+    scores = data.load_scores(path, score_column="intensity")
+
+    assert scores == pytest.approx({"awful service": 1.0, "fine": 0.0, "quite bad": 1 / 3})
+
+
+def test_load_scores_keeps_values_already_in_zero_to_one(write_csv) -> None:
+    path = write_csv([("a", "x", "0.25"), ("b", "x", "1")], header=("text", "label", "score"))
+
+    assert data.load_scores(path, score_column="score") == {"a": 0.25, "b": 1.0}
+
+
+def test_load_scores_of_a_file_without_the_column_is_empty(write_csv) -> None:
+    path = write_csv([("hello", "greet")])
+
+    assert data.load_scores(path, score_column="intensity") == {}
+
+
+def test_load_scores_refuses_a_negative_value(write_csv) -> None:
+    path = write_csv([("good", "positive", "2"), ("odd", "negative", "-1")],
+                     header=("text", "label", "intensity"))
+
+    with pytest.raises(DataError, match="intensity must be 0 or more, found '-1'"):
+        data.load_scores(path, score_column="intensity")
+
+
+def test_load_scores_reads_tsv_with_its_own_text_column(tmp_path: Path) -> None:
+    path = tmp_path / "data.tsv"
+    path.write_text('sentence\tlabel\tstrength\nit \'s "great\tpositive\t4\n'
+                    'meh\tneutral\t0\ngood\tpositive\t2\n')
+
+    scores = data.load_scores(path, text_column="sentence", score_column="strength")
+
+    assert scores == {"it 's \"great": 1.0, "meh": 0.0, "good": 0.5}
+    assert set(scores) == set(data.load_dataset(path, text_column="sentence").texts)
+
+
+def test_load_scores_reads_jsonl(write_jsonl) -> None:
+    path = write_jsonl([{"text": "so angry", "label": "negative", "intensity": 2},
+                        {"text": "ok", "label": "neutral", "intensity": 0},
+                        {"text": "meh", "label": "neutral"},
+                        {"text": "upset", "label": "negative", "intensity": None},
+                        {"text": "furious", "label": "negative", "intensity": 4}])
+
+    assert data.load_scores(path, score_column="intensity") == {
+        "so angry": 0.5, "ok": 0.0, "furious": 1.0}
+
+
+def test_load_scores_refuses_rasa_yaml(tmp_path: Path) -> None:
+    path = tmp_path / "nlu.yml"
+    path.write_text(RASA_NLU)
+
+    with pytest.raises(DataError, match="needs CSV, TSV or JSONL"):
+        data.load_scores(path, score_column="intensity")
+
+
+def test_load_scores_keys_match_the_cleaned_training_texts(write_csv) -> None:
+    path = write_csv([("  where   is it ", "negative", "2"), ("fine", "neutral", "0")],
+                     header=("text", "label", "intensity"))
+
+    cleaned = data.clean(data.load_dataset(path))
+    scores = data.load_scores(path, score_column="intensity")
+
+    assert set(scores) == set(cleaned.texts)

@@ -81,3 +81,32 @@ def test_unknown_backend_is_refused(tiny_artifact: Path) -> None:
 def test_wrong_task_is_refused_on_onnx_too(exported: Path) -> None:
     with pytest.raises(ArtifactError, match="not a sentiment one"):
         Predictor.load(exported, backend="onnx", expected_task="sentiment")
+
+
+def test_intent_onnx_outputs_logits_and_features(exported: Path) -> None:
+    onnx = Predictor.load(exported, backend="onnx", num_threads=1)
+
+    assert [item.name for item in onnx.session.get_outputs()] == ["logits", "features"]
+    outputs = onnx.outputs(TEXTS)
+    assert outputs["features"].shape == (len(TEXTS), 32)
+    assert "intensity" not in outputs
+
+
+def test_onnx_backend_keeps_the_calibration_and_the_detector(exported: Path) -> None:
+    torch_model = Predictor.load(exported, backend="torch")
+    onnx = Predictor.load(exported, backend="onnx", num_threads=1)
+    fp32 = Predictor._load_onnx(exported, onnx_path(exported, quantized=False), None, 1)
+    fp32.detector = onnx.detector  # _load_onnx alone reads no detector; load() adds it
+
+    expected = torch_model.predict(TEXTS)
+    predictions = fp32.predict(TEXTS)
+
+    assert onnx.detector is not None
+    assert onnx.detector.to_json() == torch_model.detector.to_json()
+    assert onnx.temperature == torch_model.temperature
+    assert all(type(p.unknown_score) is float for p in onnx.predict(TEXTS))
+    for onnx_prediction, torch_prediction in zip(predictions, expected):
+        # Mahalanobis distances run into the thousands: a relative tolerance.
+        assert onnx_prediction.unknown_score == pytest.approx(torch_prediction.unknown_score,
+                                                              rel=1e-4, abs=1e-4)
+        assert onnx_prediction.unknown == torch_prediction.unknown

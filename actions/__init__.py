@@ -1,7 +1,9 @@
-"""The async action server (rasa-sdk): ``rasa run actions --actions actions``.
+"""The async action server (rasa-sdk): ``python -m actions`` (see ``__main__``).
 
 torch and sentence-transformers stay off this import path: the FAQ encoder
-imports them when the action server builds its services at start-up.
+imports them when the action server builds its services at start-up. Importing
+the package changes no process-wide state: log masking is installed by the
+start-up hook, ``actions.startup.install``.
 """
 
 from __future__ import annotations
@@ -10,7 +12,13 @@ from actions.answers import ActionAnswerFaq
 from actions.complaints import ActionFileComplaint, ValidateComplaintForm
 from actions.fallback import ActionHandleFallback
 from actions.forms import ValidateAddressForm, ValidateCancelForm, ValidateOrderForm
-from actions.handoff import ActionHandoff, ActionHandoffPending
+from actions.handoff import (
+    ActionContinueWithBot,
+    ActionHandoff,
+    ActionHandoffPending,
+    ActionHandoffTimeout,
+    ActionReleaseHandoff,
+)
 from actions.orders import (
     ActionCancelOrder,
     ActionChangeAddress,
@@ -18,22 +26,23 @@ from actions.orders import (
     ActionProductAvailability,
 )
 from actions.payments import ActionPaymentTriage
-from actions.privacy import install as _mask_personal_data_in_logs
-
-# rasa-sdk has configured logging when it imports this package.
-_mask_personal_data_in_logs()
+from actions.session import ActionSessionStart
 
 __all__ = [
     "ActionAnswerFaq",
     "ActionCancelOrder",
     "ActionChangeAddress",
+    "ActionContinueWithBot",
     "ActionFileComplaint",
     "ActionHandleFallback",
     "ActionHandleOrderRequest",
     "ActionHandoff",
     "ActionHandoffPending",
+    "ActionHandoffTimeout",
     "ActionPaymentTriage",
     "ActionProductAvailability",
+    "ActionReleaseHandoff",
+    "ActionSessionStart",
     "ValidateAddressForm",
     "ValidateCancelForm",
     "ValidateComplaintForm",

@@ -6,6 +6,7 @@ on SQLite (the embedded default) or PostgreSQL. Tests pass their own instance.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -87,17 +88,35 @@ class OrderBackend(Protocol):
     Every method raises ``actions.exceptions.BackendError`` when the database fails.
     """
 
-    async def get_order(self, order_id: str) -> Order | None:
-        """The order, or ``None`` when there is no such order."""
+    async def get_order(self, order_id: str, customer_id: str) -> Order | None:
+        """The order if ``customer_id`` owns it; ``None`` for someone else's order and
+        for no such order alike."""
 
-    async def cancel_order(self, order_id: str) -> Order:
-        """Cancels a processing order and returns it as it is now."""
+    async def cancel_order(self, order_id: str, customer_id: str) -> Order:
+        """Cancels the customer's processing order and returns it as it is now."""
 
-    async def change_address(self, order_id: str, address: str) -> Order:
-        """Sets a processing order's delivery address and returns it."""
+    async def change_address(self, order_id: str, customer_id: str, address: str) -> Order:
+        """Sets the customer's processing order's delivery address and returns it."""
 
-    async def start_return(self, order_id: str) -> str:
-        """Opens a return for a delivered order; returns its reference."""
+    async def start_return(self, order_id: str, customer_id: str) -> str:
+        """Opens a return for the customer's delivered order; returns its reference."""
+
+    async def prove_order(self, order_id: str, email: str = "", postcode: str = ""
+                          ) -> str | None:
+        """The owner of ``order_id`` if the e-mail or (normalised) postcode on it matches."""
+
+    async def customer_for(self, channel: str, external_id: str) -> str | None:
+        """The customer a channel's verified user id is linked to, if any."""
+
+    async def proof_locked_until(self, scopes: Sequence[str]) -> str | None:
+        """When the lock on any of ``scopes`` ends (ISO), or ``None``."""
+
+    async def record_failed_proof(self, scopes: Sequence[str], limit: int,
+                                  lock_s: float) -> str | None:
+        """Counts a failed ownership proof; returns the lock's end when it locks."""
+
+    async def clear_failed_proofs(self, scopes: Sequence[str]) -> None:
+        """Forgets the scopes' failures after a successful proof."""
 
     async def stock(self, product: str) -> int | None:
         """Units in stock, or ``None`` for a product the shop does not sell."""
@@ -110,3 +129,6 @@ class OrderBackend(Protocol):
 
     async def get_ticket(self, reference: str) -> Ticket | None:
         """The ticket, or ``None``."""
+
+    async def close_ticket(self, reference: str) -> Ticket | None:
+        """Marks the ticket closed (status ``closed``); returns it, or ``None``."""

@@ -18,9 +18,10 @@ from actions import escalation
 from actions.backend import NewTicket
 from actions.base import ServiceAction
 from actions.exceptions import ParseError
+from actions.handoff import handed_over
 from actions.nlu_client import Parsed
 from actions.services import parse_order_id
-from actions.settings import EscalationRules
+from cs_core.escalation import EscalationRules
 
 logger = logging.getLogger(__name__)
 
@@ -107,5 +108,6 @@ class ActionFileComplaint(ServiceAction):
         dispatcher.utter_message(text=(
             f"I'm sorry about this. I've opened ticket {ticket.reference} for our {team} team "
             "with your description; a colleague will get back to you here."))
-        return [SlotSet("complaint_description", None), SlotSet("handoff", True),
-                SlotSet("ticket", ticket.reference)]
+        # The hand-over's slots and the reminder that ends it without a reply.
+        return [SlotSet("complaint_description", None),
+                *handed_over(ticket.reference, self.services.settings)]

@@ -1,4 +1,4 @@
-"""The shop database: schema with migrations, demo data, and ``SqlBackend``.
+"""The shop database: ``SqlBackend`` over the schema of ``actions.schema``.
 
 SQLAlchemy's asyncio engine runs the queries, so one URL picks the database:
 ``sqlite+aiosqlite:///shop.db`` (the embedded default, created and seeded on first
@@ -6,8 +6,9 @@ use) or ``postgresql+asyncpg://user@host/shop`` (``pip install asyncpg``). Every
 query is a parameterised ``text()`` statement; nothing from a customer is ever
 formatted into SQL.
 
-The schema carries a version in ``schema_version``; ``MIGRATIONS`` lists the
-steps from one version to the next, applied in order inside one transaction.
+The schema carries a version in ``schema_version``; ``actions.schema.MIGRATIONS``
+lists the steps from one version to the next, applied here in order inside one
+transaction.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import logging
 import secrets
 from collections.abc import Sequence
 from dataclasses import asdict, fields
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -30,81 +31,19 @@ from sqlalchemy.pool import NullPool
 
 from actions.backend import NewTicket, Order, Ticket
 from actions.exceptions import BackendError, BackendUnavailable
+from actions.schema import (
+    DEMO_CUSTOMERS,
+    DEMO_ORDERS,
+    DEMO_POSTCODES,
+    DEMO_STOCK,
+    INSERT_TICKET_MESSAGE,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    ticket_message_line,
+    ticket_message_row,
+)
 
 logger = logging.getLogger(__name__)
-
-# version -> statements that bring the schema from version - 1 to version.
-MIGRATIONS: dict[int, Sequence[str]] = {
-    1: (
-        """CREATE TABLE customers (
-               customer_id TEXT PRIMARY KEY,
-               name TEXT NOT NULL,
-               email TEXT NOT NULL)""",
-        """CREATE TABLE orders (
-               order_id TEXT PRIMARY KEY,
-               customer_id TEXT NOT NULL REFERENCES customers (customer_id),
-               status TEXT NOT NULL,
-               address TEXT NOT NULL,
-               refund_status TEXT NOT NULL DEFAULT 'none',
-               updated_at TEXT NOT NULL)""",
-        """CREATE TABLE order_items (
-               order_id TEXT NOT NULL REFERENCES orders (order_id),
-               position INTEGER NOT NULL,
-               product TEXT NOT NULL,
-               PRIMARY KEY (order_id, position))""",
-        """CREATE TABLE shipments (
-               order_id TEXT PRIMARY KEY REFERENCES orders (order_id),
-               carrier TEXT NOT NULL,
-               tracking_number TEXT NOT NULL,
-               eta TEXT NOT NULL)""",
-        """CREATE TABLE products (
-               name TEXT PRIMARY KEY,
-               stock INTEGER NOT NULL)""",
-        """CREATE TABLE returns (
-               reference TEXT PRIMARY KEY,
-               order_id TEXT NOT NULL REFERENCES orders (order_id),
-               created_at TEXT NOT NULL)""",
-        """CREATE TABLE tickets (
-               reference TEXT PRIMARY KEY,
-               sender_id TEXT NOT NULL,
-               reason TEXT NOT NULL,
-               intent TEXT NOT NULL,
-               priority TEXT NOT NULL,
-               department TEXT NOT NULL,
-               routed INTEGER NOT NULL,
-               order_id TEXT,
-               description TEXT NOT NULL,
-               status TEXT NOT NULL,
-               transcript TEXT NOT NULL,
-               sentiment_history TEXT NOT NULL,
-               created_at TEXT NOT NULL)""",
-        "CREATE INDEX tickets_sender ON tickets (sender_id)",
-    ),
-}
-SCHEMA_VERSION = max(MIGRATIONS)
-
-DEMO_CUSTOMERS = [("C-001", "Alex Morgan", "alex@example.com"),
-                  ("C-002", "Sam Patel", "sam@example.com"),
-                  ("C-003", "Niamh Byrne", "niamh@example.com")]
-
-# (order_id, customer, status, address, refund_status, items, shipment)
-DEMO_ORDERS: list[tuple[str, str, str, str, str, tuple[str, ...],
-                        tuple[str, str, str] | None]] = [
-    ("12345", "C-001", "shipped", "14 Elm Road, Manchester M14 5RT", "none",
-     ("wireless headphones",), ("DHL", "JD014600006281", "2026-12-03")),
-    ("48213", "C-002", "processing", "42 Oak Avenue, Leeds LS6 2AB", "none",
-     ("running shoes", "yoga mat"), None),
-    ("55120", "C-003", "delivered", "7 Harbour View, Cork T12 X8P2", "pending",
-     ("coffee maker",), ("UPS", "1Z999AA10123456784", "2026-11-20")),
-    ("90871", "C-001", "cancelled", "221B Baker Street, London NW1 6XE", "paid",
-     ("winter jacket",), None),
-    ("36402", "C-002", "processing", "1550 Maple Drive, Toronto ON M4B 1B3", "none",
-     ("office chair",), None),
-]
-
-DEMO_STOCK = {"running shoes": 14, "wireless headphones": 0, "winter jacket": 6,
-              "coffee maker": 3, "yoga mat": 25, "smart watch": 0, "office chair": 2}
-
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -191,6 +130,15 @@ class SqlBackend:
 
     @staticmethod
     async def _migrate(connection: AsyncConnection) -> int:
+        if connection.dialect.name == "sqlite":
+            # pysqlite opens a transaction only at the first INSERT/UPDATE/DELETE, so
+            # the DDL before it committed on its own: a migration that failed part-way
+            # left its tables behind at the old version, and every later start then
+            # failed on "table already exists". BEGIN IMMEDIATE makes the migration one
+            # transaction, and takes the write lock before the version is read, so two
+            # servers starting together migrate one after the other. (This connection
+            # is new: start() migrates first thing.)
+            await connection.exec_driver_sql("BEGIN IMMEDIATE")
         await connection.execute(text(
             "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"))
         current = (await connection.execute(
@@ -199,8 +147,12 @@ class SqlBackend:
             raise BackendError(f"the shop database has schema version {current}, newer than "
                                f"this code's {SCHEMA_VERSION}: update the action server")
         for version in range(current + 1, SCHEMA_VERSION + 1):
-            for statement in MIGRATIONS[version]:
-                await connection.execute(text(statement))
+            for step in MIGRATIONS[version]:
+                # A data step is code (see actions.schema); it runs in this transaction.
+                if callable(step):
+                    await step(connection)
+                else:
+                    await connection.execute(text(step))
             await connection.execute(text("INSERT INTO schema_version (version) VALUES (:v)"),
                                      {"v": version})
             logger.info("migrated the shop database to schema version %d", version)
@@ -218,10 +170,11 @@ class SqlBackend:
             [{"id": c, "name": n, "email": e} for c, n, e in DEMO_CUSTOMERS])
         for order_id, customer, status, address, refund, items, shipment in DEMO_ORDERS:
             await connection.execute(text(
-                "INSERT INTO orders (order_id, customer_id, status, address, refund_status, "
-                "updated_at) VALUES (:id, :customer, :status, :address, :refund, :now)"),
+                "INSERT INTO orders (order_id, customer_id, status, address, postcode, "
+                "refund_status, updated_at) "
+                "VALUES (:id, :customer, :status, :address, :postcode, :refund, :now)"),
                 {"id": order_id, "customer": customer, "status": status, "address": address,
-                 "refund": refund, "now": now})
+                 "postcode": DEMO_POSTCODES[order_id], "refund": refund, "now": now})
             await connection.execute(text(
                 "INSERT INTO order_items (order_id, position, product) VALUES (:id, :pos, :p)"),
                 [{"id": order_id, "pos": i, "p": p} for i, p in enumerate(items)])
@@ -252,14 +205,16 @@ class SqlBackend:
             raise BackendUnavailable(str(error)) from error
 
     # -- OrderBackend ----------------------------------------------------------------
-    async def get_order(self, order_id: str) -> Order | None:
+    # Every order query names the customer: ownership is checked in the query itself.
+    async def get_order(self, order_id: str, customer_id: str) -> Order | None:
         async def work(connection: AsyncConnection) -> Order | None:
             row = (await connection.execute(text(
                 "SELECT o.order_id, o.status, o.address, o.refund_status, c.name, "
                 "s.carrier, s.tracking_number, s.eta FROM orders o "
                 "JOIN customers c ON c.customer_id = o.customer_id "
-                "LEFT JOIN shipments s ON s.order_id = o.order_id WHERE o.order_id = :id"),
-                {"id": order_id})).first()
+                "LEFT JOIN shipments s ON s.order_id = o.order_id "
+                "WHERE o.order_id = :id AND o.customer_id = :customer"),
+                {"id": order_id, "customer": customer_id})).first()
             if row is None:
                 return None
             items = (await connection.execute(text(
@@ -270,37 +225,116 @@ class SqlBackend:
                          eta=row[7] or "", items=tuple(items))
         return await self._run(work)
 
-    async def _update_processing(self, order_id: str, assignments: str,
+    async def _update_processing(self, order_id: str, customer_id: str, assignments: str,
                                  values: dict[str, Any]) -> Order:
         async def work(connection: AsyncConnection) -> None:
             # The status condition makes the check-and-change one atomic statement.
             await connection.execute(text(
                 f"UPDATE orders SET {assignments}, updated_at = :now "  # noqa: S608 (fixed SQL)
-                "WHERE order_id = :id AND status = 'processing'"),
-                {**values, "id": order_id, "now": _now()})
+                "WHERE order_id = :id AND customer_id = :customer AND status = 'processing'"),
+                {**values, "id": order_id, "customer": customer_id, "now": _now()})
         await self._run(work, write=True)
-        order = await self.get_order(order_id)
+        order = await self.get_order(order_id, customer_id)
         if order is None:
-            raise BackendError(f"order {order_id} vanished during an update")
+            raise BackendError(f"order {order_id} is not this customer's, or vanished")
         return order
 
-    async def cancel_order(self, order_id: str) -> Order:
+    async def cancel_order(self, order_id: str, customer_id: str) -> Order:
         return await self._update_processing(
-            order_id, "status = 'cancelled', refund_status = 'pending'", {})
+            order_id, customer_id, "status = 'cancelled', refund_status = 'pending'", {})
 
-    async def change_address(self, order_id: str, address: str) -> Order:
-        return await self._update_processing(order_id, "address = :address",
+    async def change_address(self, order_id: str, customer_id: str, address: str) -> Order:
+        return await self._update_processing(order_id, customer_id, "address = :address",
                                              {"address": address})
 
-    async def start_return(self, order_id: str) -> str:
+    async def start_return(self, order_id: str, customer_id: str) -> str:
         reference = _reference(f"R-{order_id}")
 
-        async def work(connection: AsyncConnection) -> None:
-            await connection.execute(text(
-                "INSERT INTO returns (reference, order_id, created_at) VALUES (:r, :id, :now)"),
-                {"r": reference, "id": order_id, "now": _now()})
-        await self._run(work, write=True)
+        async def work(connection: AsyncConnection) -> int:
+            return (await connection.execute(text(
+                "INSERT INTO returns (reference, order_id, created_at) "
+                "SELECT :r, order_id, :now FROM orders "
+                "WHERE order_id = :id AND customer_id = :customer"),
+                {"r": reference, "id": order_id, "customer": customer_id,
+                 "now": _now()})).rowcount
+        if not await self._run(work, write=True):
+            raise BackendError(f"order {order_id} is not this customer's")
         return reference
+
+    async def prove_order(self, order_id: str, email: str = "", postcode: str = ""
+                          ) -> str | None:
+        """The customer who owns ``order_id`` if ``email`` or ``postcode`` matches it.
+
+        ``email`` is compared case-insensitively; ``postcode`` without spaces or case
+        (give it already normalised: upper case, no spaces). Returns ``None`` for
+        a wrong detail and for an order that does not exist alike.
+        """
+        if not email and not postcode:
+            return None
+
+        async def work(connection: AsyncConnection) -> str | None:
+            return (await connection.execute(text(
+                "SELECT o.customer_id FROM orders o "
+                "JOIN customers c ON c.customer_id = o.customer_id WHERE o.order_id = :id "
+                "AND ((:email <> '' AND LOWER(c.email) = :email) OR "
+                "(:postcode <> '' AND REPLACE(UPPER(o.postcode), ' ', '') = :postcode))"),
+                {"id": order_id, "email": email.strip().lower(),
+                 "postcode": postcode})).scalar()
+        return await self._run(work)
+
+    async def customer_for(self, channel: str, external_id: str) -> str | None:
+        """The customer a channel's verified user id belongs to (``channel_identities``)."""
+        async def work(connection: AsyncConnection) -> str | None:
+            return (await connection.execute(text(
+                "SELECT customer_id FROM channel_identities "
+                "WHERE channel = :channel AND external_id = :external"),
+                {"channel": channel, "external": external_id})).scalar()
+        return await self._run(work)
+
+    async def proof_locked_until(self, scopes: Sequence[str]) -> str | None:
+        """The latest lock (ISO time) still in force on any of ``scopes``, or ``None``."""
+        async def work(connection: AsyncConnection) -> str | None:
+            now = _now()
+            locks = [(await connection.execute(text(
+                "SELECT locked_until FROM proof_attempts WHERE scope = :scope "
+                "AND locked_until IS NOT NULL AND locked_until > :now"),
+                {"scope": scope, "now": now})).scalar() for scope in scopes]
+            return max((lock for lock in locks if lock), default=None)
+        return await self._run(work)
+
+    async def record_failed_proof(self, scopes: Sequence[str], limit: int,
+                                  lock_s: float) -> str | None:
+        """Counts a failed ownership proof on each scope; the ``limit``-th locks the
+        scope for ``lock_s`` seconds. Returns the lock's end (ISO) when one started."""
+        async def work(connection: AsyncConnection) -> str | None:
+            locked = None
+            for scope in scopes:
+                # One atomic upsert per scope: concurrent failures all count.
+                await connection.execute(text(
+                    "INSERT INTO proof_attempts (scope, failures, locked_until) "
+                    "VALUES (:scope, 1, NULL) ON CONFLICT (scope) DO UPDATE SET "
+                    "failures = proof_attempts.failures + 1"), {"scope": scope})
+                failures = (await connection.execute(text(
+                    "SELECT failures FROM proof_attempts WHERE scope = :scope"),
+                    {"scope": scope})).scalar()
+                if failures >= limit:
+                    until = (datetime.now(timezone.utc) + timedelta(seconds=lock_s)
+                             ).isoformat(timespec="seconds")
+                    await connection.execute(text(
+                        "UPDATE proof_attempts SET failures = 0, locked_until = :until "
+                        "WHERE scope = :scope"), {"scope": scope, "until": until})
+                    locked = until
+            return locked
+        return await self._run(work, write=True)
+
+    async def clear_failed_proofs(self, scopes: Sequence[str]) -> None:
+        """Forgets the failures of ``scopes`` after a successful proof (locks stay)."""
+        async def work(connection: AsyncConnection) -> None:
+            for scope in scopes:
+                await connection.execute(text(
+                    "UPDATE proof_attempts SET failures = 0 WHERE scope = :scope"),
+                    {"scope": scope})
+        await self._run(work, write=True)
 
     async def stock(self, product: str) -> int | None:
         async def work(connection: AsyncConnection) -> int | None:
@@ -310,6 +344,7 @@ class SqlBackend:
         return await self._run(work)
 
     async def create_ticket(self, ticket: NewTicket) -> Ticket:
+        """Records the ticket and its transcript's lines, one row each, in one transaction."""
         saved = Ticket(**asdict(ticket), reference=_reference("T"), created_at=_now())
 
         async def work(connection: AsyncConnection) -> None:
@@ -320,39 +355,69 @@ class SqlBackend:
                 ":intent, :priority, :department, :routed, :order_id, :description, :status, "
                 ":transcript, :sentiment_history, :created_at)"),
                 _ticket_row(saved))
+            if saved.transcript:
+                # Inserted in transcript order, so the database's ids keep that order.
+                await connection.execute(text(INSERT_TICKET_MESSAGE), [
+                    ticket_message_row(saved.reference, line, saved.created_at)
+                    for line in saved.transcript])
         await self._run(work, write=True)
         return saved
 
     async def add_ticket_message(self, reference: str, message: dict[str, Any]) -> None:
+        """Appends one line to the ticket's transcript.
+
+        One INSERT, numbered by the database: concurrent messages are all kept, where
+        rewriting a stored transcript lost all but the last writer's.
+
+        Raises:
+            BackendError: There is no such ticket.
+        """
+        row = ticket_message_row(reference, message, _now())
+
         async def work(connection: AsyncConnection) -> None:
-            row = (await connection.execute(text(
-                "SELECT transcript FROM tickets WHERE reference = :r"), {"r": reference})).first()
-            if row is None:
+            # Selecting from tickets checks the ticket exists in the same statement
+            # (SQLite does not enforce the foreign key by default).
+            added = await connection.execute(text(
+                "INSERT INTO ticket_messages (reference, role, text, sent_at, created_at) "
+                "SELECT reference, :role, :text, :sent_at, :created_at FROM tickets "
+                "WHERE reference = :reference"), row)
+            if added.rowcount == 0:
                 raise BackendError(f"no ticket {reference}")
-            transcript = [*json.loads(row[0]), message]
-            await connection.execute(text(
-                "UPDATE tickets SET transcript = :t WHERE reference = :r"),
-                {"t": json.dumps(transcript, ensure_ascii=False), "r": reference})
         await self._run(work, write=True)
 
     async def get_ticket(self, reference: str) -> Ticket | None:
+        """The ticket, its transcript assembled from its rows in the order they were added."""
         async def work(connection: AsyncConnection) -> Ticket | None:
             row = (await connection.execute(text(
                 "SELECT * FROM tickets WHERE reference = :r"), {"r": reference})).mappings().first()
-            return None if row is None else _ticket_from_row(dict(row))
+            if row is None:
+                return None
+            lines = (await connection.execute(text(
+                "SELECT role, text, sent_at FROM ticket_messages WHERE reference = :r "
+                "ORDER BY id"), {"r": reference})).all()
+            return _ticket_from_row(dict(row), [ticket_message_line(*line) for line in lines])
         return await self._run(work)
+
+    async def close_ticket(self, reference: str) -> Ticket | None:
+        async def work(connection: AsyncConnection) -> None:
+            await connection.execute(text(
+                "UPDATE tickets SET status = 'closed' WHERE reference = :r"), {"r": reference})
+        await self._run(work, write=True)
+        return await self.get_ticket(reference)
 
 
 def _ticket_row(ticket: Ticket) -> dict[str, Any]:
     row = {f.name: getattr(ticket, f.name) for f in fields(Ticket) if f.name != "extra"}
     row["routed"] = int(ticket.routed)
-    row["transcript"] = json.dumps(list(ticket.transcript), ensure_ascii=False)
+    # The transcript is in ticket_messages since schema version 2; the old column is
+    # NOT NULL, so it gets an empty list.
+    row["transcript"] = "[]"
     row["sentiment_history"] = json.dumps(list(ticket.sentiment_history), ensure_ascii=False)
     return row
 
 
-def _ticket_from_row(row: dict[str, Any]) -> Ticket:
+def _ticket_from_row(row: dict[str, Any], transcript: list[dict[str, Any]]) -> Ticket:
     row["routed"] = bool(row["routed"])
-    row["transcript"] = tuple(json.loads(row["transcript"]))
+    row["transcript"] = tuple(transcript)
     row["sentiment_history"] = tuple(json.loads(row["sentiment_history"]))
     return Ticket(**row)

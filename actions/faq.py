@@ -80,6 +80,43 @@ def load_knowledge_base(path: Path) -> list[FaqEntry]:
     return entries
 
 
+SCORINGS = ("max", "softmax", "centroid")
+# Chosen on validation questions (benchmarks/results/faq_retrieval.json).
+DEFAULT_SCORING = "softmax"
+DEFAULT_TEMPERATURE = 0.1
+
+
+def entry_scores(similarities: np.ndarray, owners: np.ndarray, n_entries: int,
+                 scoring: str = "max", temperature: float = 0.05) -> np.ndarray:
+    """Each entry's score from a question's cosine similarities to all texts.
+
+    Args:
+        similarities: Cosine similarity to each knowledge-base text.
+        owners: The entry index of each text.
+        n_entries: How many entries there are.
+        scoring: ``max`` (the best text), ``softmax`` (a smooth maximum,
+            ``temperature * log(sum(exp(s / temperature)))``, which rewards an entry
+            that several texts match) or ``centroid`` (the mean similarity, which
+            is the similarity to the entries' mean embedding up to its length).
+        temperature: The softmax's temperature (small: close to ``max``).
+    """
+    scores = np.full(n_entries, -np.inf, dtype=np.float64)
+    for entry in range(n_entries):
+        own = np.asarray(similarities[owners == entry], dtype=np.float64)
+        if not own.size:
+            continue
+        if scoring == "max":
+            scores[entry] = own.max()
+        elif scoring == "softmax":
+            top = own.max()
+            scores[entry] = top + temperature * np.log(np.exp((own - top) / temperature).sum())
+        elif scoring == "centroid":
+            scores[entry] = own.mean()
+        else:
+            raise ValueError(f"scoring={scoring!r}: use one of {', '.join(SCORINGS)}")
+    return scores
+
+
 class SentenceTransformerEncoder:
     """``Encoder`` on a sentence-transformers model (default: the packaged MiniLM)."""
 
@@ -103,37 +140,55 @@ class SentenceTransformerEncoder:
 class FaqRetriever:
     """Finds the knowledge-base entry closest in meaning to a question.
 
+    Each entry is scored from the question's cosine similarities to its texts
+    (question, paraphrases and answer) with ``entry_scores``; the defaults are
+    the best on validation questions in ``benchmarks/faq_retrieval.py``.
+
     Args:
         entries: The knowledge base.
         encoder: Embeds texts; the entries are embedded here, once.
-        threshold: Minimum cosine similarity for an answer.
+        threshold: Minimum cosine similarity of the best text for an answer.
+        scoring: How texts' similarities make an entry's score (``SCORINGS``).
+        temperature: The ``softmax`` scoring's temperature.
+        answer_text: Whether the answer is one of the entry's texts.
     """
 
-    def __init__(self, entries: Sequence[FaqEntry], encoder: Encoder, threshold: float) -> None:
+    def __init__(self, entries: Sequence[FaqEntry], encoder: Encoder, threshold: float,
+                 scoring: str = DEFAULT_SCORING, temperature: float = DEFAULT_TEMPERATURE,
+                 answer_text: bool = True) -> None:
+        if scoring not in SCORINGS:
+            raise SettingsError(f"FAQ scoring={scoring!r}: use one of {', '.join(SCORINGS)}")
         self.entries = list(entries)
         self.encoder = encoder
         self.threshold = threshold
-        texts, self._owner = [], []
+        self.scoring, self.temperature = scoring, temperature
+        texts, owners = [], []
         for index, entry in enumerate(self.entries):
-            for text in (entry.question, *entry.paraphrases):
+            for text in (entry.question, *entry.paraphrases,
+                         *((entry.answer,) if answer_text else ())):
                 texts.append(text)
-                self._owner.append(index)
-        self._owner_array = np.asarray(self._owner)
+                owners.append(index)
+        self._owners = np.asarray(owners)
         self._matrix = np.asarray(encoder.encode(texts), dtype=np.float32)
         logger.info("FAQ retriever ready: %d entries, %d texts", len(self.entries), len(texts))
 
     def best(self, question: str) -> FaqMatch | None:
-        """The closest entry, whatever its score; ``None`` for an empty question."""
+        """The best entry, whatever its score; ``None`` for an empty question.
+
+        The match's score is the cosine similarity of the entry's closest text,
+        which the threshold is compared with.
+        """
         question = " ".join(str(question).split())[:MAX_QUESTION_CHARS]
         if not question:
             return None
         vector = np.asarray(self.encoder.encode([question]), dtype=np.float32)[0]
-        scores = self._matrix @ vector
-        row = int(np.argmax(scores))
-        return FaqMatch(self.entries[self._owner[row]], float(scores[row]))
+        similarities = self._matrix @ vector
+        best = int(np.argmax(entry_scores(similarities, self._owners, len(self.entries),
+                                          self.scoring, self.temperature)))
+        return FaqMatch(self.entries[best], float(similarities[self._owners == best].max()))
 
     def match(self, question: str) -> FaqMatch | None:
-        """The closest entry if it reaches the threshold, else ``None``."""
+        """The best entry if it reaches the threshold, else ``None``."""
         found = self.best(question)
         return found if found is not None and found.score >= self.threshold else None
 

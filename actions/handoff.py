@@ -1,4 +1,4 @@
-"""Hand-over to a human colleague: a ticket with the whole conversation.
+"""Hand-over to a human colleague: a ticket with the whole conversation, and its end.
 
 ``action_handoff`` runs when the customer asks for a human (a rule) or when
 ``nlu_components.SentimentEscalationPolicy`` sees the customer's mood calls for
@@ -6,21 +6,69 @@ one (it sets ``escalation_reason`` first). The ticket holds the transcript, the
 sentiment of every user turn, the detected intent and a priority. The ``handoff``
 slot then stops self-service: ``action_handoff_pending`` adds each further
 message to the ticket instead.
+
+The hand-over ends (``handoff``, ``unknown_handoff`` and ``escalation_reason``
+unset, the customer told why) in four ways:
+
+- a colleague closes the ticket: the ticket system calls Rasa's token-protected
+  ``POST /conversations/<sender>/trigger_intent`` with ``EXTERNAL_ticket_closed``
+  and the entity ``ticket_reference``; ``action_release_handoff`` closes that
+  ticket in the shop database, only if it is this conversation's;
+- nobody replied in time: the hand-over schedules a Rasa reminder
+  (``EXTERNAL_handoff_timeout``, ``Settings.handoff_timeout_s`` later, not killed
+  by the customer's messages); ``action_handoff_timeout`` releases the hand-over
+  if the ticket is still open and no colleague has replied;
+- the customer asks to go on with the assistant (``continue_with_bot``):
+  ``action_continue_with_bot``;
+- a new session starts: ``actions.session.ActionSessionStart`` carries every
+  slot over but these.
+
+Each way cancels the pending reminder. The two ``EXTERNAL_`` intents are only
+obeyed when Rasa itself created the message (its text then starts with
+``EXTERNAL: ``); a customer typing ``/EXTERNAL_ticket_closed{...}`` as a payload
+gets the answer any message gets during a hand-over.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from rasa_sdk import Tracker
-from rasa_sdk.events import ActiveLoop, EventType, SlotSet
+from rasa_sdk.events import (
+    ActiveLoop,
+    EventType,
+    FollowupAction,
+    ReminderCancelled,
+    ReminderScheduled,
+    SlotSet,
+)
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import escalation
-from actions.backend import NewTicket
+from actions.backend import NewTicket, Ticket
 from actions.base import ServiceAction
+from actions.exceptions import BackendError
 from actions.services import parse_order_id
-from actions.settings import EscalationRules
+from actions.settings import Settings
+from cs_core.escalation import EscalationRules
+
+logger = logging.getLogger(__name__)
+
+TICKET_CLOSED_INTENT = "EXTERNAL_ticket_closed"
+TIMEOUT_INTENT = "EXTERNAL_handoff_timeout"
+# The external intents' entity: the ticket's reference. Not the ``ticket`` slot's
+# entity, so that the reference a caller sends never overwrites the conversation's.
+TICKET_ENTITY = "ticket_reference"
+# The slots a hand-over sets and its end unsets (``ticket`` stays: the reference).
+HANDOFF_SLOTS = ("handoff", "unknown_handoff", "escalation_reason")
+# rasa.shared.core.constants.EXTERNAL_MESSAGE_PREFIX: Rasa's text of a message it
+# made itself (trigger_intent, reminders). Copied: the action server never imports rasa.
+EXTERNAL_MESSAGE_PREFIX = "EXTERNAL: "
+# What a colleague's answer is in a ticket's transcript.
+AGENT_ROLE = "agent"
 
 REASON_TEXTS = {
     escalation.REQUESTED: "",
@@ -45,6 +93,84 @@ def ticket_for(tracker: Tracker, reason: str, rules: EscalationRules) -> NewTick
     )
 
 
+def duration(seconds: float) -> str:
+    """``seconds`` for the customer: "15 minutes", "an hour", "90 seconds"."""
+    whole = round(seconds)
+    if whole % 3600 == 0:
+        hours = whole // 3600
+        return "an hour" if hours == 1 else f"{hours} hours"
+    if whole % 60 == 0 and whole >= 120:
+        return f"{whole // 60} minutes"
+    return "a second" if whole == 1 else f"{whole} seconds"
+
+
+def timeout_reminder_name(reference: str) -> str:
+    """The name of the hand-over's reminder.
+
+    Rasa keys its scheduler's jobs by the reminder's name across all
+    conversations (a second reminder of the same name replaces the first), so
+    the name carries the ticket's unique reference.
+    """
+    return f"handoff_timeout_{reference}"
+
+
+def handed_over(reference: str, settings: Settings) -> list[EventType]:
+    """The events that start a hand-over: its slots and the reminder that ends it."""
+    due = datetime.now(timezone.utc) + timedelta(seconds=settings.handoff_timeout_s)
+    return [SlotSet("handoff", True), SlotSet("ticket", reference),
+            ReminderScheduled(TIMEOUT_INTENT, trigger_date_time=due,
+                              entities={TICKET_ENTITY: reference},
+                              name=timeout_reminder_name(reference),
+                              kill_on_user_message=False)]
+
+
+def released(reference: str | None) -> list[EventType]:
+    """The events that end a hand-over: its slots unset, its reminder cancelled."""
+    events: list[EventType] = [SlotSet("handoff", False), SlotSet("unknown_handoff", False),
+                               SlotSet("escalation_reason", None)]
+    if reference:
+        events.append(ReminderCancelled(name=timeout_reminder_name(reference)))
+    return events
+
+
+def is_external(tracker: Tracker, intent: str) -> bool:
+    """Whether the latest message is ``intent`` made by Rasa itself (trigger_intent or
+    a reminder), not typed by the customer as a ``/intent`` payload."""
+    message = tracker.latest_message or {}
+    return ((message.get("intent") or {}).get("name") == intent
+            and str(message.get("text") or "").startswith(EXTERNAL_MESSAGE_PREFIX))
+
+
+def ticket_reference(tracker: Tracker) -> str | None:
+    """The ``ticket_reference`` entity of the latest message, if any."""
+    value = next(tracker.get_latest_entity_values(TICKET_ENTITY), None)
+    return str(value).strip() if value else None
+
+
+def agent_replied(ticket: Ticket, events: Iterable[Mapping[str, Any]]) -> bool:
+    """Whether a colleague has answered: a line of role ``agent`` on the ticket, or
+    an ``agent`` event (Rasa's ``AgentUttered``) in the conversation since the
+    ticket's hand-over."""
+    if any(line.get("role") == AGENT_ROLE for line in ticket.transcript):
+        return True
+    replied = False
+    for event in events:
+        if (event.get("event") == "slot" and event.get("name") == "ticket"
+                and event.get("value") == ticket.reference):
+            replied = False  # the hand-over of this ticket starts here
+        elif event.get("event") == "agent":
+            replied = True
+    return replied
+
+
+def ignore_forged(tracker: Tracker) -> list[EventType]:
+    """The answer to an ``EXTERNAL_`` intent the customer typed: what any message gets."""
+    logger.warning("conversation %s sent the external intent %s itself; ignored",
+                   tracker.sender_id, (tracker.latest_message or {}).get("intent", {}).get("name"))
+    return [FollowupAction("action_handoff_pending" if tracker.get_slot("handoff")
+                           else "utter_default")]
+
+
 class ActionHandoff(ServiceAction):
     """Opens a ticket for a human, tells the customer its reference, stops self-service."""
 
@@ -54,16 +180,17 @@ class ActionHandoff(ServiceAction):
     async def serve(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                     domain: dict[str, Any]) -> list[EventType]:
         reason = tracker.get_slot("escalation_reason") or escalation.REQUESTED
+        settings = self.services.settings
         ticket = await self.services.backend.create_ticket(
-            ticket_for(tracker, reason, self.services.settings.escalation))
+            ticket_for(tracker, reason, settings.escalation))
         dispatcher.utter_message(text=(
             f"{REASON_TEXTS.get(reason, '')}I've passed our conversation to a colleague "
             f"(ticket {ticket.reference}, {ticket.priority} priority). They will reply here "
-            "within a few minutes during opening hours."))
+            "within a few minutes during opening hours. If nobody can reply within "
+            f"{duration(settings.handoff_timeout_s)}, I'll tell you and help you again myself."))
         # A form in progress ends: the human takes it from here.
-        return [SlotSet("handoff", True), SlotSet("ticket", ticket.reference),
-                SlotSet("unknown_handoff", False), SlotSet("requested_slot", None),
-                ActiveLoop(None)]
+        return [*handed_over(ticket.reference, settings), SlotSet("unknown_handoff", False),
+                SlotSet("requested_slot", None), ActiveLoop(None)]
 
 
 class ActionHandoffPending(ServiceAction):
@@ -82,5 +209,122 @@ class ActionHandoffPending(ServiceAction):
             await self.services.backend.add_ticket_message(reference, message)
         dispatcher.utter_message(text=(
             f"A colleague has our conversation{f' (ticket {reference})' if reference else ''} "
-            "and will answer here shortly; I've added your message for them."))
+            "and will answer here shortly; I've added your message for them. If you'd rather "
+            "carry on with me, just say so."))
         return []
+
+
+class ActionReleaseHandoff(ServiceAction):
+    """``EXTERNAL_ticket_closed``: a colleague closed the ticket; self-service again.
+
+    Only a ticket of this conversation is closed: a reference of another
+    conversation (or none, or an unknown one) is refused, logged, and changes
+    nothing. A ticket closed already is not announced twice.
+    """
+
+    def name(self) -> str:
+        return "action_release_handoff"
+
+    async def serve(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                    domain: dict[str, Any]) -> list[EventType]:
+        if not is_external(tracker, TICKET_CLOSED_INTENT):
+            return ignore_forged(tracker)
+        reference = ticket_reference(tracker)
+        backend = self.services.backend
+        ticket = await backend.get_ticket(reference) if reference else None
+        if ticket is None or ticket.sender_id != tracker.sender_id:
+            logger.warning("refused to close ticket %r from conversation %s: not a ticket of "
+                           "this conversation", reference, tracker.sender_id)
+            return []
+        current = tracker.get_slot("handoff") and tracker.get_slot("ticket") == reference
+        if ticket.status == "closed" and not current:
+            logger.info("ticket %s of conversation %s was closed already", reference,
+                        tracker.sender_id)
+            return []
+        await backend.close_ticket(reference)
+        logger.info("ticket %s closed through the API; conversation %s released", reference,
+                    tracker.sender_id)
+        if not current:
+            # An earlier ticket, while the hand-over is over or belongs to a newer one.
+            dispatcher.utter_message(text=f"Our colleague has closed your ticket {reference}.")
+            return [ReminderCancelled(name=timeout_reminder_name(reference))]
+        dispatcher.utter_message(text=(
+            f"Our colleague has closed your ticket {reference}; I'm here again if you need "
+            "anything."))
+        return released(reference)
+
+
+class ActionHandoffTimeout(ServiceAction):
+    """``EXTERNAL_handoff_timeout``: no colleague replied in time; self-service again.
+
+    The hand-over's reminder. Nothing happens when the hand-over has ended
+    otherwise, belongs to a newer ticket, or a colleague has replied (then it
+    lasts until they close the ticket, or the session ends). When the database
+    cannot be read it looks again one timeout later.
+    """
+
+    def name(self) -> str:
+        return "action_handoff_timeout"
+
+    async def serve(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                    domain: dict[str, Any]) -> list[EventType]:
+        if not is_external(tracker, TIMEOUT_INTENT):
+            return ignore_forged(tracker)
+        reference = ticket_reference(tracker)
+        if not tracker.get_slot("handoff") or not reference \
+                or reference != tracker.get_slot("ticket"):
+            return []
+        try:
+            ticket = await self.services.backend.get_ticket(reference)
+        except BackendError as error:
+            logger.error("hand-over timeout of conversation %s: %s; looking again later",
+                         tracker.sender_id, error)
+            return handed_over(reference, self.services.settings)[2:]
+        if ticket is not None and ticket.status == "open" and agent_replied(ticket,
+                                                                          tracker.events):
+            logger.info("hand-over timeout of conversation %s: a colleague has replied on %s; "
+                        "the hand-over stays", tracker.sender_id, reference)
+            return []
+        if ticket is None:  # not in the database (any more): promise nothing about it
+            text = "No colleague has been able to reply, sorry; I'm here again to help you."
+        elif ticket.status != "open":
+            text = f"Your ticket {reference} has been closed; I'm here again if you need anything."
+        else:
+            text = (f"No colleague has been able to reply yet, sorry. Your ticket {reference} "
+                    "stays open and a colleague will follow it up; meanwhile I can help you "
+                    "again myself.")
+        logger.info("hand-over of conversation %s timed out without a reply on %s",
+                    tracker.sender_id, reference)
+        dispatcher.utter_message(text=text)
+        return released(reference)
+
+
+class ActionContinueWithBot(ServiceAction):
+    """``continue_with_bot``: the customer would rather go on with the assistant.
+
+    The ticket stays open (the colleague may still follow up) and gets the
+    customer's message, so that they know.
+    """
+
+    def name(self) -> str:
+        return "action_continue_with_bot"
+
+    async def serve(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                    domain: dict[str, Any]) -> list[EventType]:
+        if not tracker.get_slot("handoff"):
+            dispatcher.utter_message(text="Sure, I'm here. What can I help you with?")
+            return []
+        reference = tracker.get_slot("ticket")
+        if reference:
+            latest = next((e for e in reversed(tracker.events) if e.get("event") == "user"), {})
+            try:
+                for line in escalation.transcript([latest]):
+                    await self.services.backend.add_ticket_message(reference, line)
+            except BackendError as error:  # the hand-over ends all the same
+                logger.error("could not note on ticket %s that conversation %s went back to "
+                             "the assistant: %s", reference, tracker.sender_id, error)
+        stays = (f" Your ticket {reference} stays open, so a colleague may still follow up."
+                 if reference else "")
+        dispatcher.utter_message(text=(
+            f"Alright, you're back with me.{stays} What can I help you with?"))
+        return released(reference)

@@ -10,13 +10,18 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.backend import Order
 from actions.base import ServiceAction
+from actions.ownership import order_owner
 from actions.services import parse_order_id
 
 
-async def slot_order(action: ServiceAction, tracker: Tracker) -> Order | None:
-    """The order named by the ``order_id`` slot; ``None`` if malformed or unknown."""
+async def slot_order(action: ServiceAction, tracker: Tracker) -> tuple[Order | None, str]:
+    """The order named by the ``order_id`` slot and its owner, if this conversation may
+    act on it (``actions.ownership``); ``(None, "")`` otherwise."""
     order_id = parse_order_id(tracker.get_slot("order_id"))
-    return await action.services.backend.get_order(order_id) if order_id else None
+    owner = await order_owner(tracker, action.services.backend, order_id) if order_id else None
+    if not order_id or not owner:
+        return None, ""
+    return await action.services.backend.get_order(order_id, owner), owner
 
 
 def _items(order: Order) -> str:
@@ -65,7 +70,7 @@ class ActionHandleOrderRequest(ServiceAction):
 
     async def serve(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                     domain: dict[str, Any]) -> list[EventType]:
-        order = await slot_order(self, tracker)
+        order, owner = await slot_order(self, tracker)
         if order is None:
             dispatcher.utter_message(text="Sorry, I couldn't find that order.")
             return [SlotSet("order_id", None)]
@@ -75,14 +80,14 @@ class ActionHandleOrderRequest(ServiceAction):
         elif request == "refund_status":
             dispatcher.utter_message(text=refund_text(order))
         elif request == "return_item":
-            dispatcher.utter_message(text=await self._return_text(order))
+            dispatcher.utter_message(text=await self._return_text(order, owner))
         else:
             dispatcher.utter_message(text=status_text(order))
         return []
 
-    async def _return_text(self, order: Order) -> str:
+    async def _return_text(self, order: Order, owner: str) -> str:
         if order.status == "delivered":
-            reference = await self.services.backend.start_return(order.order_id)
+            reference = await self.services.backend.start_return(order.order_id, owner)
             return (f"I've started a return for order {order.order_id}. Your return reference "
                     f"is {reference}; the free return label is on its way to your email.")
         if order.status == "processing":
@@ -102,7 +107,7 @@ class ActionCancelOrder(ServiceAction):
 
     async def serve(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                     domain: dict[str, Any]) -> list[EventType]:
-        order = await slot_order(self, tracker)
+        order, owner = await slot_order(self, tracker)
         reset = [SlotSet("cancel_confirmed", None)]
         if order is None:
             dispatcher.utter_message(text="Sorry, I couldn't find that order.")
@@ -113,7 +118,7 @@ class ActionCancelOrder(ServiceAction):
         elif not tracker.get_slot("cancel_confirmed"):
             dispatcher.utter_message(response="utter_keep_order")
         else:
-            order = await self.services.backend.cancel_order(order.order_id)
+            order = await self.services.backend.cancel_order(order.order_id, owner)
             if order.status != "cancelled":  # it shipped in the meantime
                 dispatcher.utter_message(text=(
                     f"Sorry, order {order.order_id} has just left our warehouse and can't be "
@@ -134,7 +139,7 @@ class ActionChangeAddress(ServiceAction):
     async def serve(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                     domain: dict[str, Any]) -> list[EventType]:
         address = tracker.get_slot("new_address")
-        order = await slot_order(self, tracker)
+        order, owner = await slot_order(self, tracker)
         if order is None or not address:
             dispatcher.utter_message(text="Sorry, I couldn't change the address.")
         elif not order.can_be_changed:
@@ -142,7 +147,7 @@ class ActionChangeAddress(ServiceAction):
                 f"Sorry, order {order.order_id} has already left our warehouse, so its address "
                 "can't be changed any more."))
         else:
-            order = await self.services.backend.change_address(order.order_id, address)
+            order = await self.services.backend.change_address(order.order_id, owner, address)
             if order.address != address:  # it shipped in the meantime
                 dispatcher.utter_message(text=(
                     f"Sorry, order {order.order_id} has just left our warehouse, so its "

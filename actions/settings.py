@@ -8,6 +8,12 @@ environment variables::
     RASA_URL            the Rasa server whose /model/parse routes tickets
     RASA_TOKEN          its --auth-token, when it has one
     FAQ_THRESHOLD       cosine similarity below which an FAQ answer is not given
+    SHOP_PROOF_ATTEMPTS failed ownership proofs (e-mail or postcode) before a lock
+    SHOP_PROOF_LOCK_S   how long that lock lasts, per conversation and per order
+    RASA_CONFIG         the Rasa config.yml whose SentimentEscalationPolicy options
+                        set the tickets' priorities (default: the project's)
+    HANDOFF_TIMEOUT_S   seconds a hand-over waits for a colleague's reply before the
+                        assistant takes the conversation back (default 900)
 """
 
 from __future__ import annotations
@@ -18,42 +24,12 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from actions.exceptions import SettingsError
+from cs_core.errors import InvalidRule
+from cs_core.escalation import EscalationRules, rules_from_config
 
 ROOT = Path(__file__).resolve().parents[1]
-
-# The single-turn escalation threshold on the shipped sentiment model's calibrated
-# intensity: the best F1 of "escalate" against "strongly negative" on its held-out
-# validation messages (benchmarks/results/sentiment_v2.json, "escalation").
-STRONG_INTENSITY = 0.708
-
-
-@dataclass(frozen=True)
-class EscalationRules:
-    """When a conversation goes to a human because of the customer's mood.
-
-    Attributes:
-        strong_intensity: A single negative turn whose calibrated sentiment intensity
-            (0 neutral .. 1 furious, from ``SentimentAnalyzer``) reaches this
-            escalates. Measured in ``benchmarks/sentiment_v2.py``; a model without
-            intensity never triggers this rule.
-        negative_score: A turn counts as negative from this negative score.
-        negative_turns: This many negative user turns in a row escalate.
-    """
-
-    strong_intensity: float = STRONG_INTENSITY
-    negative_score: float = 0.5
-    negative_turns: int = 3
-
-    def __post_init__(self) -> None:
-        for name in ("strong_intensity", "negative_score"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                    or not 0.0 < value <= 1.0:
-                raise SettingsError(f"{name}={value!r}: use a number in (0, 1]")
-        if isinstance(self.negative_turns, bool) or not isinstance(self.negative_turns, int) \
-                or self.negative_turns < 1:
-            raise SettingsError(f"negative_turns={self.negative_turns!r}: use an integer >= 1")
-
+# HANDOFF_TIMEOUT_S: from a second to a week.
+MAX_HANDOFF_TIMEOUT_S = 7 * 24 * 3600.0
 
 @dataclass(frozen=True)
 class Settings:
@@ -68,7 +44,16 @@ class Settings:
         knowledge_base: The FAQ file (questions and answers).
         faq_model: Sentence-transformers model directory; empty for the packaged MiniLM.
         faq_threshold: Minimum cosine similarity for an FAQ answer.
-        escalation: Sentiment rules for the ticket's priority.
+        proof_attempts: Failed proofs of order ownership, per conversation and per
+            order, before both are locked.
+        proof_lock_s: Seconds that lock lasts.
+        rasa_config: The Rasa ``config.yml`` the escalation rules are read from.
+        escalation: Sentiment rules for the ticket's priority: by ``from_env``,
+            the escalation policy's options in ``rasa_config``, so that one file
+            sets when a hand-over happens and how urgent its ticket is.
+        handoff_timeout_s: Seconds a hand-over waits for a colleague's reply; then
+            the assistant takes the conversation back (a Rasa reminder, see
+            ``actions.handoff``).
     """
 
     database_url: str = f"sqlite+aiosqlite:///{ROOT / 'shop.db'}"
@@ -79,7 +64,11 @@ class Settings:
     knowledge_base: Path = ROOT / "actions" / "knowledge_base.yml"
     faq_model: str = ""
     faq_threshold: float = 0.45
+    proof_attempts: int = 5
+    proof_lock_s: float = 900.0
+    rasa_config: Path = ROOT / "config.yml"
     escalation: EscalationRules = field(default_factory=EscalationRules)
+    handoff_timeout_s: float = 900.0
 
     def __post_init__(self) -> None:
         if not self.database_url or "://" not in self.database_url:
@@ -91,8 +80,18 @@ class Settings:
         if not 0 < self.parse_timeout_s <= 60:
             raise SettingsError(
                 f"RASA_PARSE_TIMEOUT={self.parse_timeout_s!r}: use seconds in (0, 60]")
+        if isinstance(self.proof_attempts, bool) or not isinstance(self.proof_attempts, int) \
+                or not 1 <= self.proof_attempts <= 100:
+            raise SettingsError(
+                f"SHOP_PROOF_ATTEMPTS={self.proof_attempts!r}: use a whole number in [1, 100]")
+        if not 0 < self.proof_lock_s <= 86400:
+            raise SettingsError(f"SHOP_PROOF_LOCK_S={self.proof_lock_s!r}: use seconds in "
+                                "(0, 86400]")
         if not 0.0 < self.faq_threshold < 1.0:
             raise SettingsError(f"FAQ_THRESHOLD={self.faq_threshold!r}: use a number in (0, 1)")
+        if not 1.0 <= self.handoff_timeout_s <= MAX_HANDOFF_TIMEOUT_S:
+            raise SettingsError(f"HANDOFF_TIMEOUT_S={self.handoff_timeout_s!r}: use seconds "
+                                f"from 1 to {MAX_HANDOFF_TIMEOUT_S:.0f} (a week)")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -104,15 +103,30 @@ class Settings:
         for variable, name in names.items():
             if env.get(variable):
                 kwargs[name] = env[variable]
-        numbers = {"RASA_PARSE_TIMEOUT": "parse_timeout_s", "FAQ_THRESHOLD": "faq_threshold"}
+        numbers = {"RASA_PARSE_TIMEOUT": "parse_timeout_s", "FAQ_THRESHOLD": "faq_threshold",
+                   "SHOP_PROOF_LOCK_S": "proof_lock_s", "HANDOFF_TIMEOUT_S": "handoff_timeout_s"}
         for variable, name in numbers.items():
             if env.get(variable):
                 try:
                     kwargs[name] = float(env[variable])
                 except ValueError:
                     raise SettingsError(f"{variable}={env[variable]!r}: use a number") from None
+        if env.get("SHOP_PROOF_ATTEMPTS"):
+            try:
+                kwargs["proof_attempts"] = int(env["SHOP_PROOF_ATTEMPTS"])
+            except ValueError:
+                raise SettingsError(f"SHOP_PROOF_ATTEMPTS={env['SHOP_PROOF_ATTEMPTS']!r}: use "
+                                    "a whole number") from None
         if env.get("SHOP_KNOWLEDGE_BASE"):
             kwargs["knowledge_base"] = Path(env["SHOP_KNOWLEDGE_BASE"])
+        if env.get("RASA_CONFIG"):
+            kwargs["rasa_config"] = Path(env["RASA_CONFIG"])
+        rasa_config = Path(kwargs.get("rasa_config", cls.rasa_config))  # type: ignore[arg-type]
+        try:
+            kwargs["escalation"] = rules_from_config(rasa_config)
+        except InvalidRule as error:
+            raise SettingsError(f"RASA_CONFIG={str(rasa_config)!r}: SentimentEscalationPolicy "
+                                f"option {error}") from None
         if env.get("SHOP_SEED_DEMO_DATA"):
             kwargs["seed_demo_data"] = env["SHOP_SEED_DEMO_DATA"].lower() not in {"0", "false",
                                                                                  "no"}

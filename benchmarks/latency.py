@@ -120,8 +120,9 @@ def main() -> int:
         for name, path in served.items():
             port = free_port()
             processes[name] = start(
-                [str(BIN / "rasa"), "run", "--enable-api", "--interface", "127.0.0.1",
-                 "--port", str(port), "--model", str(path)], logs / f"latency_{name}.log")
+                [str(BIN / "python"), "-m", "bot.serve", "--enable-api", "--interface",
+                 "127.0.0.1", "--port", str(port), "--model", str(path)],
+                logs / f"latency_{name}.log")
             startup[name] = round(wait_until_up(f"http://127.0.0.1:{port}/", processes[name]), 1)
             clients[name] = Client(port)
         names = list(served)

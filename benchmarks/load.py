@@ -70,6 +70,7 @@ from _servers import (  # noqa: E402
 CONVERSATION = [
     "hi",
     "where is my order 12345?",
+    "alex@example.com",  # proves the order is theirs (actions/ownership.py)
     "can you track it for me?",
     "how much does shipping cost?",
     "thanks, bye",
@@ -274,7 +275,7 @@ def main() -> int:
             config += (f'lock_store:\n  type: redis\n  url: "127.0.0.1"\n'
                        f'  port: {redis_port}\n  db: 1\n')
         endpoints.write_text(config)
-        actions = start([str(BIN / "rasa"), "run", "actions", "--actions", "actions",
+        actions = start([str(BIN / "python"), "-m", "actions",
                          "--port", str(actions_port)], logs / f"load_{name}_actions.log",
                         {"SANIC_HOST": "127.0.0.1", "SHOP_DATABASE_URL":
                          f"sqlite+aiosqlite:///{shop_db}",
@@ -282,9 +283,10 @@ def main() -> int:
         servers.append(actions)
         rasas = []
         for number, port in enumerate(rasa_ports):
-            rasas.append(start([str(BIN / "rasa"), "run", "--interface", "127.0.0.1", "--port",
-                                str(port), "--model", str(model), "--endpoints",
-                                str(endpoints), "--credentials", str(ROOT / "credentials.yml")],
+            rasas.append(start([str(BIN / "python"), "-m", "bot.serve", "--interface",
+                                "127.0.0.1", "--port", str(port), "--model", str(model),
+                                "--endpoints", str(endpoints),
+                                "--credentials", str(ROOT / "credentials.yml")],
                                logs / f"load_{name}_rasa{number or ''}.log"))
         servers.extend(rasas)
         try:

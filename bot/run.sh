@@ -36,6 +36,19 @@ if [ -z "${RASA_TOKEN:-}" ]; then
   RASA_TOKEN="$(cat "$TOKEN_FILE")"
 fi
 export RASA_TOKEN
+# The key that signs web chat session ids (bot/webchat_session.py): WEBCHAT_SESSION_SECRET
+# if set, else one generated on the first run, so that sessions survive restarts.
+SESSION_SECRET_FILE=.secrets/webchat_session_secret  # git-ignored
+if [ -z "${WEBCHAT_SESSION_SECRET:-}" ]; then
+  if [ ! -s "$SESSION_SECRET_FILE" ]; then
+    mkdir -p "$(dirname "$SESSION_SECRET_FILE")"
+    (umask 077 && "$VENV_BIN/python" -c 'import secrets; print(secrets.token_urlsafe(32))' \
+      > "$SESSION_SECRET_FILE")
+    echo "generated the web chat session secret in $SESSION_SECRET_FILE"
+  fi
+  WEBCHAT_SESSION_SECRET="$(cat "$SESSION_SECRET_FILE")"
+fi
+export WEBCHAT_SESSION_SECRET
 # The action server classifies complaints through this Rasa server's /model/parse.
 export RASA_URL="http://127.0.0.1:$RASA_PORT"
 ORIGIN="http://localhost:$RASA_PORT"
@@ -49,12 +62,15 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 step "Starting the action server on 127.0.0.1:$ACTIONS_PORT"
-SANIC_HOST=127.0.0.1 "$VENV_BIN/rasa" run actions --actions actions --port "$ACTIONS_PORT" &
+# python -m actions: `rasa run actions` through the action server's start-up hook.
+SANIC_HOST=127.0.0.1 "$VENV_BIN/python" -m actions --port "$ACTIONS_PORT" &
 pids+=($!)
 
 step "Starting the assistant on 127.0.0.1:$RASA_PORT"
 # Token authentication on the HTTP API; CORS only for the web chat's origin.
-"$VENV_BIN/rasa" run --enable-api --auth-token "$RASA_TOKEN" \
+# python -m bot.serve: `rasa run` through the Rasa server's start-up hook (log
+# masking, action timeout), with the token passed from RASA_TOKEN in-process.
+"$VENV_BIN/python" -m bot.serve --enable-api \
   --cors "$ORIGIN" "http://127.0.0.1:$RASA_PORT" --interface 127.0.0.1 --port "$RASA_PORT" \
   --model models/assistant.tar.gz --endpoints endpoints.yml \
   --credentials "${RASA_CREDENTIALS:-credentials.yml}" &

@@ -8,9 +8,7 @@ every ``rasa`` command) stays cheap.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,14 +16,18 @@ from typing import Any, TypeVar
 from rasa.shared.exceptions import InvalidConfigException
 from rasa.shared.nlu.constants import TEXT
 
+# The artifact's helpers have one owner, training.artifact (torch-free, so cheap
+# to import here); the components call them through this module ("as" re-exports).
+from training.artifact import BACKENDS, ArtifactInfo, check_checkpoint, check_task, onnx_path
+from training.artifact import artifact_fingerprint as artifact_fingerprint
+from training.artifact import copy_artifact as copy_artifact
+from training.exceptions import TrainingError, WrongTaskError, first_line
+
 ConfigT = TypeVar("ConfigT")
 logger = logging.getLogger(__name__)
 
 # Keys Rasa itself may add to a component's config.
 _RASA_KEYS = frozenset({"name", "finetuning_epoch_fraction"})
-
-# The files that make up an artifact (see training.model); enough to detect change.
-ARTIFACT_JSON = "classifier.json"
 
 
 def invalid(component: str, key: str, value: object, fix: str) -> InvalidConfigException:
@@ -48,6 +50,21 @@ def parse_config(config_class: type[ConfigT], config: Mapping[str, Any],
             f"the options are: {', '.join(sorted(fields))}."
         )
     return config_class(**{key: value for key, value in config.items() if key in fields})
+
+
+def default_config(config_class: type) -> dict[str, Any]:
+    """``get_default_config()`` from a component's frozen config dataclass.
+
+    The dataclass is the one home of every default; tuples become lists, as
+    they are written in ``config.yml``.
+    """
+    defaults: dict[str, Any] = {}
+    for field in dataclasses.fields(config_class):
+        value = field.default
+        if value is dataclasses.MISSING and field.default_factory is not dataclasses.MISSING:
+            value = field.default_factory()
+        defaults[field.name] = list(value) if isinstance(value, tuple) else value
+    return defaults
 
 
 def check_type(component: str, key: str, value: object, types: type | tuple[type, ...],
@@ -74,58 +91,27 @@ def resolve_path(path: str | Path) -> Path:
     return Path(path).expanduser().resolve()
 
 
-def artifact_fingerprint(directory: str | Path) -> str:
-    """SHA-256 over every file of an artifact (names and content).
-
-    Used in ``fingerprint_addon`` so that a retrained artifact at the same
-    path is not served from Rasa's training cache.
-    """
-    directory = Path(directory)
-    digest = hashlib.sha256()
-    if not directory.is_dir():
-        return f"missing:{directory}"
-    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(directory)).encode())
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
-
-
-def copy_artifact(source: Path, target: Path) -> None:
-    """Copies an artifact's files into Rasa's model storage directory."""
-    for path in source.iterdir():
-        if path.is_file():
-            shutil.copy2(path, target / path.name)
-        elif path.is_dir() and not path.name.startswith("."):
-            shutil.copytree(path, target / path.name, dirs_exist_ok=True)
-
-
-def checked_artifact(component: str, model_path: str, task: str) -> tuple[Path, Any]:
+def checked_artifact(component: str, model_path: str, task: str) -> tuple[Path, ArtifactInfo]:
     """Resolves ``model_path`` and reads its ``ArtifactInfo``, refusing other tasks.
 
     Raises:
         InvalidConfigException: naming ``model_path``, what is wrong and how to train one.
     """
-    from training.exceptions import TrainingError
-    from training.model import ArtifactInfo, check_checkpoint
-
     source = resolve_path(model_path)
     try:
         info = ArtifactInfo.read(source)
         check_checkpoint(source, role="artifact")
+        check_task(info, task, source)
+    except WrongTaskError as error:
+        raise invalid(component, "model_path", model_path,
+                      f"it holds a {error.found} model; train one with "
+                      f"`python -m training {task}`") from None
     except TrainingError as error:
         raise InvalidConfigException(
             f"{component}: 'model_path: {model_path}' cannot be used: {error}. "
             f"Train one with `python -m training {task}`."
         ) from None
-    if info.task != task:
-        raise invalid(component, "model_path", model_path,
-                      f"it holds a {info.task} model; train one with `python -m training {task}`")
     return source, info
-
-
-BACKENDS = ("auto", "onnx", "torch")
 
 
 def check_serving(component: str, backend: object, num_threads: object) -> None:
@@ -147,8 +133,7 @@ def prepare_serving(component: str, directory: Path, backend: str) -> None:
     """
     if backend == "torch":
         return
-    from training.exceptions import TrainingError
-    from training.export import export_onnx, onnx_path
+    from training.export import export_onnx  # torch: only when serving with ONNX
 
     if onnx_path(directory).is_file():
         return
@@ -187,16 +172,28 @@ def load_predictor(component: str, model_storage: Any, resource: Any, device: st
     except Exception as error:  # noqa: BLE001 - any unreadable file refuses the model
         message = (f"{component}: refusing to serve; the {task} model stored in the Rasa "
                    f"model (components/{resource.name}) cannot be loaded: "
-                   f"{_first_line(error)}. Run `rasa train` again.")
+                   f"{first_line(error)}. Run `rasa train` again.")
         logger.critical(message)
         raise ModelRefused(message) from error
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def message_texts(messages: list[Any]) -> list[str]:
     """The texts to classify; a message without text is classified as empty."""
     return [message.get(TEXT) or "" for message in messages]
+
+
+_hook_warning_given = False
+
+
+def warn_if_not_installed(component: str) -> None:
+    """One warning per process when Rasa was started without the start-up hook
+    (``nlu_components.startup.install``); called when a model is loaded."""
+    global _hook_warning_given
+    from cs_core.privacy import masks_all_records
+
+    if _hook_warning_given or masks_all_records():
+        return
+    _hook_warning_given = True
+    logger.warning("%s: Rasa was started without the start-up hook, so personal data is "
+                   "not masked in its log and the action timeout is Rasa's 300 s; start it "
+                   "with `python -m bot.serve` (same options as `rasa run`)", component)

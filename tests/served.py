@@ -105,10 +105,10 @@ def endpoints_file(path: Path, actions_url: str, tracker_db: Path) -> Path:
 
 def start_action_server(port: int, shop: Path, rasa_port: int, token: str,
                         log: Path) -> subprocess.Popen:
-    """`rasa run actions` on 127.0.0.1:port with its own shop database."""
+    """`python -m actions` on 127.0.0.1:port with its own shop database."""
     with log.open("a") as out:
         return subprocess.Popen(
-            [str(BIN / "rasa"), "run", "actions", "--actions", "actions", "--port", str(port)],
+            [str(BIN / "python"), "-m", "actions", "--port", str(port)],
             cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
             env=ENV | {"SANIC_HOST": "127.0.0.1", "RASA_TOKEN": token,
                        "RASA_URL": f"http://127.0.0.1:{rasa_port}",
@@ -117,13 +117,13 @@ def start_action_server(port: int, shop: Path, rasa_port: int, token: str,
 
 def start_rasa(model: Path, port: int, endpoints: Path, token: str,
                log: Path) -> subprocess.Popen:
-    """`rasa run --enable-api` with token authentication on 127.0.0.1:port."""
+    """`python -m bot.serve --enable-api` (token from the environment) on 127.0.0.1:port."""
     with log.open("a") as out:
         return subprocess.Popen(
-            [str(BIN / "rasa"), "run", "--enable-api", "--auth-token", token,
+            [str(BIN / "python"), "-m", "bot.serve", "--enable-api",
              "--interface", "127.0.0.1", "--port", str(port), "--model", str(model),
              "--endpoints", str(endpoints), "--credentials", "credentials.yml"],
-            cwd=ROOT, env=ENV, stdout=out, stderr=subprocess.STDOUT)
+            cwd=ROOT, env=ENV | {"RASA_TOKEN": token}, stdout=out, stderr=subprocess.STDOUT)
 
 
 def stop(*processes: subprocess.Popen) -> None:

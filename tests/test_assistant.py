@@ -83,15 +83,18 @@ def test_rest_conversation_for_order_status(served: dict) -> None:
 
     greeting = post(webhook, {"sender": sender, "message": "hi"})
     asked = post(webhook, {"sender": sender, "message": "what's the status of my order?"})
-    answered = post(webhook, {"sender": sender, "message": "it's 12345"})
+    proof = post(webhook, {"sender": sender, "message": "it's 12345"})
+    answered = post(webhook, {"sender": sender, "message": "alex@example.com"})
 
     assert "Shopwise assistant" in greeting[0]["text"]
     assert "order number" in asked[-1]["text"]
+    # An anonymous customer proves the order is theirs before hearing anything of it.
+    assert "e-mail address on order 12345" in proof[-1]["text"]
     assert "Order 12345" in answered[-1]["text"] and "shipped" in answered[-1]["text"]
     with sqlite3.connect(served["database"]) as database:
         texts = [json.loads(row[0]).get("text") for row in database.execute(
             "SELECT data FROM events WHERE sender_id = ? AND type_name = 'user'", (sender,))]
-    assert texts == ["hi", "what's the status of my order?", "it's 12345"]
+    assert texts == ["hi", "what's the status of my order?", "it's 12345", "alex@example.com"]
     # Nothing but the asked-for answers: no ticket, no hand-over on the way.
     assert query(served["shop"], "SELECT COUNT(*) FROM tickets WHERE sender_id = ?",
                  sender) == [(0,)]
@@ -107,8 +110,10 @@ def test_http_api_refuses_requests_without_the_token(served: dict, suffix: str) 
 
 
 def test_cancelling_an_order_asks_first_and_updates_the_database(served: dict) -> None:
-    asked, done = chat(served, "cancel-test", "please cancel my order 36402", "yes")
+    proof, asked, done = chat(served, "cancel-test", "please cancel my order 36402",
+                              "sam@example.com", "yes")
 
+    assert "e-mail address on order 36402" in proof
     assert "really want to cancel order 36402" in asked
     assert "order 36402 is cancelled" in done
     assert query(served["shop"], "SELECT status FROM orders WHERE order_id = '36402'") == [
@@ -116,7 +121,7 @@ def test_cancelling_an_order_asks_first_and_updates_the_database(served: dict) -
 
 
 def test_shipped_orders_are_not_cancelled(served: dict) -> None:
-    [answer] = chat(served, "cancel-shipped-test", "I want to cancel order 12345")
+    _, answer = chat(served, "cancel-shipped-test", "I want to cancel order 12345", "M14 5RT")
 
     assert "already shipped and can't be cancelled" in answer
 
@@ -132,24 +137,29 @@ def test_three_angry_turns_escalate_with_a_ticket(served: dict) -> None:
     # Clearly unhappy, not furious: the several-turns rule, not the single-turn one.
     answers = chat(served, sender,
                    "where is my order 12345? it's two weeks late, I'm disappointed",
+                   "alex@example.com",
                    "I'm really disappointed, please track it",
                    "what is the status of my order, I'm really disappointed",
+                   "this is so disappointing",
                    "hello? anyone there?")
+    answers = answers[1:]  # after the proof of ownership
 
     assert "Order 12345" in answers[0] and "JD014600006281" in answers[1]
-    [(reference, reason, priority, transcript, history)] = query(
-        served["shop"], "SELECT reference, reason, priority, transcript, sentiment_history "
+    [(reference, reason, priority, history)] = query(
+        served["shop"], "SELECT reference, reason, priority, sentiment_history "
         "FROM tickets WHERE sender_id = ?", sender)
-    assert reference in answers[2] and reason == "persistently_negative"
+    assert reference in answers[3] and reason == "persistently_negative"
     assert priority == "high"
-    assert [turn["label"] for turn in json.loads(history)] == ["negative"] * 3
-    texts = [line["text"] for line in json.loads(transcript)]
+    labels = [turn["label"] for turn in json.loads(history)]
+    assert labels[0] == "negative" and labels[-3:] == ["negative"] * 3
+    texts = [text for (text,) in query(
+        served["shop"], "SELECT text FROM ticket_messages WHERE reference = ? ORDER BY id",
+        reference)]
     assert texts[0] == "where is my order 12345? it's two weeks late, I'm disappointed"
-    assert "Order 12345" in texts[1]  # the bot's side is in the transcript too
+    assert "e-mail address on order 12345" in texts[1]  # the bot's side is there too
     # After the hand-over the bot stops self-serving and keeps messages for the human.
-    assert texts[-2:] == ["what is the status of my order, I'm really disappointed",
-                          "hello? anyone there?"]
-    assert reference in answers[3]
+    assert texts[-1] == "hello? anyone there?"
+    assert reference in answers[4]
 
 
 def test_complaint_is_routed_through_model_parse(served: dict) -> None:

@@ -61,6 +61,7 @@ def test_a_10k_character_address_is_refused_politely(served: dict) -> None:
     url = served["url"] + "/webhooks/rest/webhook"
     sender = "bad-address"
     send(url, message(sender, "I want to change the delivery address of order 48213"))
+    send(url, message(sender, "LS6 2AB"))  # the postcode proves the order is theirs
 
     status, body = send(url, message(sender, "42 Oak Avenue " + "x" * 10_000))
 

@@ -165,8 +165,8 @@ def test_action_server_faults_get_an_answer_and_the_conversation_goes_on(faulty:
 
 def test_a_rasa_restart_keeps_the_conversation(faulty: dict) -> None:
     sender = "restart-test"
-    assert "really want to cancel order 36402" in say(faulty, sender,
-                                                        "please cancel my order 36402")
+    assert "e-mail address on order 36402" in say(faulty, sender, "please cancel my order 36402")
+    assert "really want to cancel order 36402" in say(faulty, sender, "sam@example.com")
 
     stop(faulty["rasa"])
     servers = faulty["servers"]
@@ -175,7 +175,8 @@ def test_a_rasa_restart_keeps_the_conversation(faulty: dict) -> None:
     wait_until_up(faulty["url"] + "/", [faulty["rasa"]])
 
     assert "order 36402 is cancelled" in say(faulty, sender, "yes")
-    assert user_texts(faulty, sender) == ["please cancel my order 36402", "yes"]
+    assert user_texts(faulty, sender) == ["please cancel my order 36402", "sam@example.com",
+                                          "yes"]
 
 
 def _truncate_in_model(model: Path, target: Path, component: str, file: str) -> str:

@@ -26,8 +26,7 @@ KNOWN_MISREAD = pytest.mark.xfail(strict=True, reason="sentiment v2 misreads it 
 
 # (message, expected sentiment label)
 SENTIMENT = [
-    pytest.param("your checkout charged me twice for the same order!!", "negative",
-                 marks=KNOWN_MISREAD),
+    ("your checkout charged me twice for the same order!!", "negative"),
     ("the product arrived broken and the box was soaked", "negative"),
     ("thanks for nothing, the replacement is broken too", "negative"),
     pytest.param("I forgot my password and the reset email never comes", "neutral",
@@ -105,8 +104,6 @@ def test_return_in_chinese_is_not_answered_goodbye(served: dict) -> None:
     assert "only answer in English" in answer and "Goodbye" not in answer
 
 
-@pytest.mark.xfail(strict=True, reason="the FAQ retriever ranks refund timing ('when do I get "
-                   "my money back?') above the return window for this wording")
 def test_personal_policy_question_is_answered_from_the_faq(served: dict) -> None:
     [answer] = chat(served, "faq-situation-test",
                     "if I don't like it can I get my money back after a month?")

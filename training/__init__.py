@@ -3,12 +3,16 @@
 Depends on torch and transformers only (never on Rasa), so it runs on a
 training machine without Rasa. Modules:
 
-- ``arguments``: validated dataclasses of a run
+- ``arguments``: validated dataclasses of a run, and the shared limits
 - ``data``: loading Rasa NLU YAML, CSV/TSV and JSONL; cleaning; splitting
-- ``model``: the pooled classifier and the artifact contract
-- ``trainer``: the training recipe on Hugging Face's ``Trainer``
-- ``evaluation``: metrics, calibration, the fallback threshold
+- ``artifact``: the artifact contract (layout, ``classifier.json``, checks); torch-free
+- ``model``: the pooled classifier, writing and loading its weights
+- ``trainer``: the training recipe, step by step; ``fitting``: its Hugging Face ``Trainer`` part
+- ``evaluation``: metrics, the fallback threshold, the written report
+- ``calibration``, ``ood``, ``augment``: temperature and isotonic maps, the
+  out-of-scope detectors, typo augmentation
 - ``predict``: batched, thread-safe inference for the Rasa components
+- ``export``: the int8 ONNX model for CPU serving
 - ``cli``: ``python -m training intent|sentiment|evaluate``
 - ``exceptions``: the error hierarchy
 """

@@ -18,8 +18,15 @@ from training.ood import DEFAULT_K, DEFAULT_KNOWN_RECALL, DEFAULT_METHOD, METHOD
 
 TASKS = ("intent", "sentiment")
 POOLINGS = ("mean", "cls")
+# Where training and serving run: ``auto`` is CUDA when a GPU is visible.
 DEVICES = ("auto", "cpu", "cuda")
 SENTIMENT_LABELS = ("negative", "neutral", "positive")
+# Bounds of ``max_length`` (tokens kept per text). The upper one is the
+# encoders' position limit: BERT, MPNet and the packaged MiniLM have 512
+# position embeddings, and checking it here fails a run before it loads
+# anything, not inside the encoder. The Rasa components use the same bounds.
+MAX_LENGTH_MIN = 8
+MAX_LENGTH_MAX = 512
 
 
 def _check(condition: bool, name: str, value: object, fix: str) -> None:
@@ -69,6 +76,20 @@ class DataArguments:
         _check(0.0 <= self.validation_split <= 0.5, "validation_split", self.validation_split,
                "use a fraction between 0 and 0.5")
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready values, recorded in the artifact's training arguments."""
+        return {
+            "path": str(self.path),
+            "format": self.data_format,
+            "text_column": self.text_column,
+            "label_column": self.label_column,
+            "label_map": dict(self.label_map),
+            "test_path": str(self.test_path) if self.test_path else None,
+            "validation_split": self.validation_split,
+            "validation_path": str(self.validation_path) if self.validation_path else None,
+            "intensity_column": self.intensity_column,
+        }
+
 
 @dataclass(frozen=True)
 class TrainArguments:
@@ -87,7 +108,8 @@ class TrainArguments:
         learning_rate: Peak learning rate of AdamW after warmup.
         batch_size: Training examples per step (per device with several GPUs).
         eval_batch_size: Examples per step when evaluating.
-        max_length: Tokens kept per text; longer texts are truncated.
+        max_length: Tokens kept per text; longer texts are truncated. Between
+            ``MAX_LENGTH_MIN`` and ``MAX_LENGTH_MAX``.
         warmup_ratio: Share of the steps spent warming the learning rate up.
         weight_decay: AdamW weight decay.
         dropout: Dropout before the classification head.
@@ -97,9 +119,10 @@ class TrainArguments:
         label_smoothing: Share of each target's probability spread over all labels
             (regularises fine-tuning on many labels; 0 is plain cross-entropy).
         seed: Seed of the split, the head's initialisation and the data order.
-        device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+        device: One of ``DEVICES``: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
         bf16: Mixed precision on CUDA; ``None`` turns it on when the GPU supports it.
-        num_threads: CPU threads for torch; ``None`` keeps torch's default.
+        num_threads: CPU threads for torch (process-wide, see
+            ``training.predict.configure_threads``); ``None`` keeps torch's default.
         typo_augmentation: Probability that a training example is drawn with
             typos (``training.augment``), afresh each epoch; 0 turns it off.
         calibrate: Fit a logit temperature on the validation data.
@@ -149,8 +172,9 @@ class TrainArguments:
         _check(self.batch_size >= 1, "batch_size", self.batch_size, "use 1 or more")
         _check(self.eval_batch_size >= 1, "eval_batch_size", self.eval_batch_size,
                "use 1 or more")
-        _check(8 <= self.max_length <= 8192, "max_length", self.max_length,
-               "use between 8 and the encoder's limit (512 for BERT)")
+        _check(MAX_LENGTH_MIN <= self.max_length <= MAX_LENGTH_MAX, "max_length",
+               self.max_length, f"use between {MAX_LENGTH_MIN} and {MAX_LENGTH_MAX}, the "
+               "encoder's position limit")
         _check(0 <= self.warmup_ratio < 1, "warmup_ratio", self.warmup_ratio,
                "use a fraction in [0, 1)")
         _check(self.weight_decay >= 0, "weight_decay", self.weight_decay, "use 0 or more")

@@ -14,7 +14,15 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from training.arguments import DataArguments, TrainArguments
+from training.arguments import (
+    DEVICES,
+    MAX_LENGTH_MAX,
+    MAX_LENGTH_MIN,
+    POOLINGS,
+    DataArguments,
+    TrainArguments,
+)
+from training.data import FORMATS
 from training.exceptions import ArgumentsError, DataError, TrainingError
 from training.ood import METHODS as OOD_METHODS
 
@@ -55,7 +63,7 @@ def _add_data_options(parser: argparse.ArgumentParser, *, text_default: str,
                        help="labelled texts: Rasa NLU YAML (a file, or a directory such as "
                             "data/), CSV, TSV or JSONL")
     group.add_argument("--format", dest="data_format", default="auto",
-                       choices=("auto", "rasa", "csv", "tsv", "jsonl"),
+                       choices=FORMATS,
                        help="format of --data and --test-data; auto guesses from the "
                             "extension (default: %(default)s)")
     group.add_argument("--text-column", default=text_default, metavar="NAME",
@@ -88,10 +96,11 @@ def _add_train_options(parser: argparse.ArgumentParser, defaults: TrainArguments
                        help="artifact directory to write")
     group.add_argument("--overwrite", action="store_true",
                        help="replace --output when it already exists")
-    group.add_argument("--pooling", choices=("mean", "cls"), default=defaults.pooling,
+    group.add_argument("--pooling", choices=POOLINGS, default=defaults.pooling,
                        help="how token embeddings become one vector (default: %(default)s)")
     group.add_argument("--max-length", type=int, default=defaults.max_length, metavar="N",
-                       help="tokens kept per text (default: %(default)s)")
+                       help=f"tokens kept per text, {MAX_LENGTH_MIN} to {MAX_LENGTH_MAX} "
+                            "(default: %(default)s)")
     group.add_argument("--dropout", type=float, default=defaults.dropout, metavar="P",
                        help="dropout before the head (default: %(default)s)")
     group = parser.add_argument_group("optimisation")
@@ -138,7 +147,7 @@ def _add_train_options(parser: argparse.ArgumentParser, defaults: TrainArguments
     group.add_argument("--half-precision", action="store_true",
                        help="store the encoder in float16 (half the size; loaded as float32)")
     group = parser.add_argument_group("hardware")
-    group.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+    group.add_argument("--device", choices=DEVICES, default="auto",
                        help="auto uses CUDA when a GPU is present (default: %(default)s); "
                             "for several GPUs launch with torchrun --nproc_per_node N")
     group.add_argument("--bf16", dest="bf16", action="store_true", default=None,
@@ -184,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "(default: an evaluation/ folder inside --model)")
     sub.add_argument("--batch-size", type=int, default=64, metavar="N",
                      help="texts per forward pass (default: %(default)s)")
-    sub.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+    sub.add_argument("--device", choices=DEVICES, default="auto",
                      help="where to run (default: %(default)s)")
     return parser
 
@@ -220,9 +229,9 @@ def run_training(args: argparse.Namespace) -> dict:
 
 def run_evaluation(args: argparse.Namespace) -> dict:
     """Evaluates an artifact and writes its results; returns the printed summary."""
-    from training.evaluation import compute_metrics
+    from training.data import load_labelled
+    from training.evaluation import compute_metrics, write_results
     from training.predict import Predictor
-    from training.trainer import load_labelled, write_results
 
     if args.batch_size < 1:
         raise ArgumentsError(f"batch_size={args.batch_size!r} is invalid: use 1 or more")

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
@@ -25,7 +26,11 @@ from training.exceptions import (
     EmptyDatasetError,
     SingleLabelError,
     UnknownColumnError,
+    first_line,
 )
+
+if TYPE_CHECKING:  # arguments imports this module (FORMATS): no cycle at run time
+    from training.arguments import DataArguments
 
 logger = logging.getLogger(__name__)
 
@@ -151,7 +156,7 @@ def load_rasa_nlu(path: str | Path, *, full_retrieval_intent: bool = False) -> L
             with _readable(file):
                 content = yaml.safe_load(file.read_text(encoding="utf-8"))
         except yaml.YAMLError as error:
-            raise DataError(f"{file}: not valid YAML ({str(error).splitlines()[0]})") from None
+            raise DataError(f"{file}: not valid YAML ({first_line(error)})") from None
         if not isinstance(content, Mapping) or not isinstance(content.get("nlu"), list):
             continue
         for block in content["nlu"]:
@@ -279,6 +284,25 @@ def load_dataset(
     if label_map:
         dataset = LabelledTexts(dataset.texts, tuple(label_map.get(label, label) for label in dataset.labels))
     return dataset
+
+
+def load_labelled(path: Path, data_args: DataArguments, source: str) -> LabelledTexts:
+    """Loads, label-maps and cleans one data file as the options say.
+
+    Args:
+        path: The file (or Rasa data directory); ``data_args.path`` or one of
+            its test and validation companions, read in the same format.
+        data_args: Format, columns and label map.
+        source: How log lines and errors name the data (``training data``).
+    """
+    dataset = load_dataset(
+        path,
+        data_format=data_args.data_format,
+        text_column=data_args.text_column,
+        label_column=data_args.label_column,
+        label_map=data_args.label_map,
+    )
+    return clean(dataset, source=source)
 
 
 def clean(dataset: LabelledTexts, *, source: str = "data") -> LabelledTexts:

@@ -1,4 +1,4 @@
-"""Classification metrics, calibration and the fallback threshold.
+"""Classification metrics, calibration, the fallback threshold and the written report.
 
 NumPy only (matplotlib for the optional plot, imported when drawing), so the
 numbers can be tested on hand-made arrays.
@@ -6,12 +6,15 @@ numbers can be tested on hand-made arrays.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from training.artifact import RESULTS_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -163,3 +166,37 @@ def plot_confusion_matrix(
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
+
+
+def write_results(directory: Path, results: dict[str, Any], labels: list[str],
+                  title_prefix: str = "") -> Path:
+    """Writes ``results.json`` and one confusion-matrix PNG per evaluated split.
+
+    Args:
+        directory: The artifact (or evaluation output) directory.
+        results: The report; the ``validation``, ``test`` and ``evaluation``
+            entries gain ``confusion_matrix_png`` (in place) when a PNG is drawn.
+        labels: Label names by id.
+        title_prefix: Starts each plot's title (the task).
+
+    Returns:
+        The path of ``results.json``.
+    """
+    for name in ("validation", "test", "evaluation"):
+        if name in results and results[name].get("examples"):
+            png = plot_confusion_matrix(
+                results[name]["confusion_matrix"], labels,
+                directory / f"confusion_{name}.png",
+                title=f"{title_prefix} {name}: accuracy {results[name]['accuracy']:.4f}".strip(),
+            )
+            if png is not None:
+                results[name]["confusion_matrix_png"] = png.name
+    path = directory / RESULTS_FILE
+    path.write_text(json.dumps(results, indent=2, default=_json_default) + "\n", encoding="utf-8")
+    return path
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    return str(value)

@@ -12,9 +12,11 @@ Hierarchy (catch the base class to handle every expected failure)::
     ├── ModelError                a checkpoint or artifact cannot be used
     │   ├── NotAModelError        a directory that holds no Hugging Face model
     │   └── ArtifactError         an artifact is missing, truncated or of the wrong kind
+    │       └── WrongTaskError    an artifact of another task (intent instead of sentiment)
     └── OutputExistsError         the output directory exists and overwrite was not asked
 
-The CLI turns any ``TrainingError`` into a one-line message and exit code 2.
+The CLI turns any ``TrainingError`` into a one-line message and exit code 2;
+``first_line`` is how every layer shortens a third-party error for such a message.
 """
 
 from __future__ import annotations
@@ -63,5 +65,30 @@ class ArtifactError(ModelError):
     """A trained artifact is missing, truncated or of the wrong kind."""
 
 
+class WrongTaskError(ArtifactError):
+    """An artifact of another task than the one asked for.
+
+    Attributes:
+        found: The artifact's task.
+        expected: The task asked for.
+    """
+
+    # Defaults keep it picklable (exceptions are rebuilt from ``args`` alone).
+    def __init__(self, message: str, *, found: str = "", expected: str = "") -> None:
+        super().__init__(message)
+        self.found = found
+        self.expected = expected
+
+
 class OutputExistsError(TrainingError, FileExistsError):
     """The output directory exists and ``overwrite`` was not set."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message, or its type name when it has none.
+
+    Hugging Face, safetensors and tokenizers put whole tracebacks or file dumps
+    in their messages; one line is what a user-facing message can carry.
+    """
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -1,8 +1,8 @@
 """ONNX export of an artifact, with dynamic int8 quantisation, for fast CPU serving.
 
 ``export_onnx(artifact)`` traces the fine-tuned encoder and its head into
-``<artifact>/onnx/model.int8.onnx`` (weights of the linear layers quantised to
-int8 by ONNX Runtime's ``quantize_dynamic``). ``training.predict.Predictor`` uses
+``<artifact>/onnx/model.int8.onnx`` (``training.artifact.onnx_path``; weights of
+the linear layers quantised to int8 by ONNX Runtime's ``quantize_dynamic``). ``training.predict.Predictor`` uses
 it when asked for the ``onnx`` backend. Needs the ``onnx`` package (export only;
 serving needs ``onnxruntime``).
 """
@@ -17,17 +17,13 @@ from pathlib import Path
 
 import torch
 
+from training.artifact import ONNX_DIR, ONNX_EXPORT_FILE, ONNX_FP32_FILE, onnx_path
 from training.exceptions import ArtifactError
 from training.model import load_artifact
 
 logger = logging.getLogger(__name__)
 
-ONNX_DIR = "onnx"
-ONNX_FILE = "model.int8.onnx"
-ONNX_FP32_FILE = "model.onnx"
 OPSET = 17
-
-
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -46,11 +42,6 @@ class _Outputs(torch.nn.Module):
     def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
         output = self.model(**dict(zip(self.names, tensors)), return_features=True)
         return tuple(output[name] for name in self.output_names)
-
-
-def onnx_path(directory: str | Path, *, quantized: bool = True) -> Path:
-    """Where an artifact's ONNX model is (or would be)."""
-    return Path(directory) / ONNX_DIR / (ONNX_FILE if quantized else ONNX_FP32_FILE)
 
 
 def export_onnx(directory: str | Path, *, quantize: bool = True) -> Path:
@@ -103,7 +94,7 @@ def export_onnx(directory: str | Path, *, quantize: bool = True) -> Path:
                                  per_channel=True)
         except Exception as error:  # torch.onnx raises many kinds; name the step
             raise ArtifactError(f"ONNX export of '{directory}' failed: {error}") from error
-    (out_dir / "export.json").write_text(json.dumps({
+    (out_dir / ONNX_EXPORT_FILE).write_text(json.dumps({
         "file": target.name, "quantized": quantize, "opset": OPSET,
         "labels": list(info.labels), "torch": torch.__version__}, indent=2) + "\n")
     logger.info("exported %s (%.1f MB)", target, target.stat().st_size / 2**20)

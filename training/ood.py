@@ -22,7 +22,7 @@ Side by side on open-intent BANKING77 (``benchmarks/open_intent.py``),
 ``knn``, 0.895 for ``energy`` and 0.885 for ``msp``): it is the default.
 
 NumPy only. The fitted state (means, precision matrix, embedding bank) is
-saved beside the artifact by ``training.model``.
+saved in the artifact (``training.artifact.OUT_OF_SCOPE_FILE``).
 """
 
 from __future__ import annotations

@@ -5,24 +5,27 @@
     load_data -> split -> build_model -> fit -> calibrate -> fit_out_of_scope
     -> evaluate -> save
 
-``calibrate`` fits the logit temperature, the fallback threshold and the
-intensity map on the validation data; ``fit_out_of_scope`` fits the intent
-model's out-of-scope detector on the training embeddings and sets its
-threshold on the validation ones.
+Each step is a function of the arguments (``training.arguments``) and of what
+the steps before it returned (``TrainingData``, ``Split``, ``Fitted``,
+``TrainedClassifier``: small frozen values), so a step cannot run before what
+it needs exists. ``fit`` (in ``training.fitting``) runs Hugging Face's
+``Trainer``; ``calibrate`` fits the logit temperature, the fallback threshold
+and the intensity map on the validation data; ``fit_out_of_scope`` fits the
+intent model's out-of-scope detector on the training embeddings and sets its
+threshold on the validation ones. Each step logs its wall time.
 
-Each step logs its wall time. ``Trainer`` supplies AdamW with linear warmup
-and decay, bf16 autocast on CUDA, data-parallel training under ``torchrun``,
-early stopping on validation and the progress bar.
+The modules follow setfit's split: ``arguments`` says how to train, ``model``
+is the network, this module (with ``fitting``) trains it.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
-import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,26 +33,24 @@ import numpy as np
 import torch
 
 from training import data as data_module
-from training.augment import add_typos
+from training import model as model_module
 from training.arguments import SENTIMENT_LABELS, DataArguments, TrainArguments
+from training.artifact import ArtifactInfo
 from training.calibration import fit_isotonic, fit_temperature, softmax
-from training.data import LabelledTexts
-from training.evaluation import compute_metrics, plot_confusion_matrix, suggest_fallback_threshold
+from training.data import LabelledTexts, load_labelled
+from training.evaluation import compute_metrics, suggest_fallback_threshold, write_results
 from training.exceptions import DataError, OutputExistsError
+from training.fitting import class_weights, fit
+from training.model import EncoderClassifier
 from training.ood import OutOfScopeDetector
-from training.model import (
-    ArtifactInfo,
-    EncoderClassifier,
-    build_model,
-    default_base_model,
-    library_versions,
-    save_artifact,
-)
-from training.predict import Predictor, resolve_device
+from training.predict import Predictor, configure_threads, resolve_device
 
 logger = logging.getLogger(__name__)
 
-RESULTS_FILE = "results.json"
+STEPS = ("load_data", "split", "build_model", "fit", "calibrate", "fit_out_of_scope",
+         "evaluate", "save")
+# What the artifact's metrics keep of each evaluation; the rest is in results.json.
+_SUMMARY_KEYS = ("examples", "accuracy", "macro_f1", "ece", "fallback")
 
 
 def check_output_dir(path: Path, overwrite: bool) -> None:
@@ -60,16 +61,10 @@ def check_output_dir(path: Path, overwrite: bool) -> None:
         )
 
 
-def load_labelled(path: Path, data_args: DataArguments, source: str) -> LabelledTexts:
-    """Loads, label-maps and cleans one data file as the options say."""
-    dataset = data_module.load_dataset(
-        path,
-        data_format=data_args.data_format,
-        text_column=data_args.text_column,
-        label_column=data_args.label_column,
-        label_map=data_args.label_map,
-    )
-    return data_module.clean(dataset, source=source)
+def label_ids(labels: Sequence[str], dataset: LabelledTexts) -> np.ndarray:
+    """The label id (index in ``labels``) of every example of ``dataset``."""
+    ids = {label: i for i, label in enumerate(labels)}
+    return np.asarray([ids[label] for label in dataset.labels], dtype=np.int64)
 
 
 def check_sentiment_labels(labels: list[str]) -> None:
@@ -82,52 +77,60 @@ def check_sentiment_labels(labels: list[str]) -> None:
         )
 
 
-def class_weights(dataset: LabelledTexts, labels: list[str]) -> torch.Tensor:
-    """Inverse label frequency, scaled to average 1."""
-    counts = dataset.label_counts()
-    weights = torch.tensor([len(dataset) / (len(labels) * counts[label]) for label in labels])
-    return weights / weights.mean()
+# -- what passes between the steps ----------------------------------------------
 
 
-class TokenizedDataset(torch.utils.data.Dataset):
-    """Texts tokenized once (unpadded; the collator pads each batch).
+@dataclass(frozen=True)
+class TrainingData:
+    """What ``load_data`` read, cleaned and checked.
 
-    Args:
-        intensities: Intensity target by text (``training.data.load_scores``);
-            when given, every item carries one (``NaN`` where the text has none).
-        typo_rate: Probability that an item is served with fresh typos instead
-            (tokenized on the fly), so each epoch sees other misspellings.
-        seed: Seed of the typos.
+    Attributes:
+        dataset: The training examples.
+        labels: Label names by id (sorted, so that ids are stable across runs).
+        fingerprint: SHA-256 of ``dataset``.
+        test: The test set, when one was given.
+        validation: The given validation set, which replaces the split.
+        intensities: Intensity target by text, with an intensity column; else ``None``.
     """
 
-    def __init__(self, dataset: LabelledTexts, tokenizer: Any, label_ids: dict[str, int],
-                 max_length: int, *, intensities: dict[str, float] | None = None,
-                 typo_rate: float = 0.0, seed: int = 0) -> None:
-        import random
+    dataset: LabelledTexts
+    labels: tuple[str, ...]
+    fingerprint: str
+    test: LabelledTexts | None = None
+    validation: LabelledTexts | None = None
+    intensities: Mapping[str, float] | None = None
 
-        encoded = tokenizer(list(dataset.texts), truncation=True, max_length=max_length)
-        self.texts = dataset.texts
-        self.tokenizer = tokenizer
-        self.max_length = max_length
-        self.typo_rate = typo_rate
-        self.rng = random.Random(seed)
-        self.features = []
-        for i, (text, label) in enumerate(zip(dataset.texts, dataset.labels)):
-            item = {key: encoded[key][i] for key in encoded} | {"labels": label_ids[label]}
-            if intensities is not None:
-                item["intensity"] = intensities.get(text, float("nan"))
-            self.features.append(item)
 
-    def __len__(self) -> int:
-        return len(self.features)
+@dataclass(frozen=True)
+class Split:
+    """The training and validation sets (the latter may be empty)."""
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        item = self.features[index]
-        if self.typo_rate and self.rng.random() < self.typo_rate:
-            noisy = add_typos(self.texts[index], self.rng)
-            encoded = self.tokenizer(noisy, truncation=True, max_length=self.max_length)
-            item = item | {key: encoded[key] for key in encoded}
-        return item
+    train: LabelledTexts
+    validation: LabelledTexts
+
+
+@dataclass(frozen=True)
+class TrainedClassifier:
+    """The fitted model and what the later steps measured on it.
+
+    Attributes:
+        model: The classifier in eval mode.
+        tokenizer: Its tokenizer.
+        info: The artifact metadata as known so far.
+        device: Where the model is.
+        detector: The out-of-scope detector, once fitted.
+    """
+
+    model: EncoderClassifier
+    tokenizer: Any
+    info: ArtifactInfo
+    device: torch.device
+    detector: OutOfScopeDetector | None = None
+
+    def predictor(self) -> Predictor:
+        """A ``Predictor`` over the model with the calibration and detector so far."""
+        return Predictor(self.model, self.tokenizer, self.info, self.device,
+                         detector=self.detector)
 
 
 @dataclass
@@ -147,8 +150,241 @@ class TrainResult:
     step_seconds: dict[str, float] = field(default_factory=dict)
 
 
+# -- the steps ----------------------------------------------------------------
+
+
+def load_data(data_args: DataArguments, args: TrainArguments,
+              dataset: LabelledTexts | None = None) -> TrainingData:
+    """Reads, cleans and checks the training (and test, validation) data.
+
+    Args:
+        data_args: Where the data is.
+        args: The run's arguments (the task decides the label vocabulary).
+        dataset: Labelled texts already in memory, used instead of ``data_args.path``.
+    """
+    if dataset is not None:
+        dataset = data_module.clean(dataset, source="training data")
+    else:
+        dataset = load_labelled(data_args.path, data_args, "training data")
+    data_module.require_labels(dataset, source=str(data_args.path))
+    labels = dataset.label_names
+    if args.task == "sentiment":
+        check_sentiment_labels(labels)
+    extra: dict[str, LabelledTexts] = {}
+    for name, path in (("test", data_args.test_path), ("validation", data_args.validation_path)):
+        if path is None:
+            continue
+        extra[name] = load_labelled(path, data_args, f"{name} data")
+        unseen = sorted(set(extra[name].labels) - set(labels))
+        if unseen:
+            raise DataError(
+                f"{name} data has labels absent from training: {', '.join(unseen[:10])}"
+            )
+    intensities = None
+    if data_args.intensity_column:
+        intensities = {}
+        for path in (data_args.path, data_args.validation_path):
+            if path is not None and not Path(path).is_dir():
+                intensities.update(data_module.load_scores(
+                    path, data_format=data_args.data_format, text_column=data_args.text_column,
+                    score_column=data_args.intensity_column))
+        logger.info("%d texts with an intensity target", len(intensities))
+    logger.info("%d examples, %d labels", len(dataset), len(labels))
+    return TrainingData(dataset, tuple(labels), dataset.fingerprint(), test=extra.get("test"),
+                        validation=extra.get("validation"), intensities=intensities)
+
+
+def split(data: TrainingData, *, validation_split: float, seed: int) -> Split:
+    """Holds out a stratified, seeded validation set (or takes the given one)."""
+    if data.validation is not None:
+        logger.info("train %d, validation %d (given)", len(data.dataset), len(data.validation))
+        return Split(data.dataset, data.validation)
+    train, validation = data_module.stratified_split(
+        data.dataset, validation_fraction=validation_split, seed=seed)
+    logger.info("train %d, validation %d", len(train), len(validation))
+    return Split(train, validation)
+
+
+def build_model(base_model: str | Path, data: TrainingData, train: LabelledTexts,
+                args: TrainArguments) -> tuple[EncoderClassifier, Any]:
+    """Loads the pretrained encoder and adds a seeded head (and the intensity head
+    when there are intensity targets); ``train`` sets the class weights."""
+    from transformers import set_seed
+
+    set_seed(args.seed)
+    model, tokenizer = model_module.build_model(
+        base_model, len(data.labels), pooling=args.pooling, dropout=args.dropout,
+        intensity=bool(data.intensities),
+    )
+    if args.class_weights:
+        model.set_class_weights(class_weights(train, list(data.labels)))
+    model.label_smoothing = args.label_smoothing
+    model.intensity_weight = args.intensity_weight
+    return model, tokenizer
+
+
+def calibrate(predictor: Predictor, validation: LabelledTexts, args: TrainArguments,
+              intensities: Mapping[str, float] | None = None) -> dict[str, Any]:
+    """Temperature, fallback threshold and intensity map, fitted on validation data.
+
+    Returns:
+        ``temperature``, ``fallback_threshold``, the full ``fallback`` report and
+        the number of ``examples`` (plus ``intensity`` knots with an intensity
+        head); ``{}`` when asked not to or without validation data (temperature
+        1, no threshold).
+    """
+    if not args.calibrate or not len(validation):
+        return {}
+    outputs = predictor.outputs(list(validation.texts), batch_size=args.eval_batch_size)
+    y_true = label_ids(predictor.labels, validation)
+    temperature = fit_temperature(outputs["logits"], y_true)
+    probabilities = softmax(outputs["logits"], temperature)
+    fallback = suggest_fallback_threshold(probabilities.max(axis=1),
+                                          probabilities.argmax(axis=1) == y_true)
+    calibration = {"temperature": temperature, "fallback_threshold": fallback["threshold"],
+                   "fallback": fallback, "examples": len(y_true)}
+    if "intensity" in outputs and intensities:
+        pairs = [(raw, intensities[text]) for raw, text in
+                 zip(outputs["intensity"].tolist(), validation.texts) if text in intensities]
+        if pairs:
+            xs, ys = fit_isotonic([p[0] for p in pairs], [p[1] for p in pairs])
+            calibration["intensity"] = {"xs": xs, "ys": ys, "examples": len(pairs)}
+    logger.info("calibration: temperature %.3f, fallback threshold %.3f", temperature,
+                fallback["threshold"])
+    return calibration
+
+
+def fit_out_of_scope(predictor: Predictor, sets: Split,
+                     args: TrainArguments) -> OutOfScopeDetector | None:
+    """The intent model's out-of-scope detector: fitted on the training embeddings,
+    its threshold on the validation ones (which hold no unknown intent).
+
+    Returns:
+        The detector; ``None`` for sentiment, when asked not to, or without
+        validation data.
+    """
+    wanted = args.task == "intent" and args.out_of_scope != "none"
+    if not wanted or not len(sets.validation):
+        if wanted:
+            logger.warning("no validation data: the out-of-scope detector is not fitted")
+        return None
+    train = predictor.outputs(list(sets.train.texts), batch_size=args.eval_batch_size)
+    detector = OutOfScopeDetector.fit(
+        args.out_of_scope, train.get("features"), label_ids(predictor.labels, sets.train),
+        len(predictor.labels), temperature=predictor.temperature, k=args.out_of_scope_k)
+    validation = predictor.outputs(list(sets.validation.texts),
+                                   batch_size=args.eval_batch_size)
+    detector.set_threshold(detector.scores(validation.get("features"), validation["logits"]),
+                           args.out_of_scope_known_recall)
+    logger.info("out-of-scope detector %s: threshold %.4f", detector.method, detector.threshold)
+    return detector
+
+
+def evaluate(predictor: Predictor, datasets: Mapping[str, LabelledTexts | None],
+             batch_size: int) -> dict[str, dict[str, Any]]:
+    """Full metrics (calibration, threshold, out-of-scope rate) of each non-empty set.
+
+    Args:
+        predictor: The calibrated classifier, with its detector if any.
+        datasets: Sets by name (``validation``, ``test``); ``None`` or empty ones are skipped.
+        batch_size: Texts per forward pass.
+    """
+    results = {}
+    for name, dataset in datasets.items():
+        if dataset is None or not len(dataset):
+            continue
+        outputs = predictor.outputs(list(dataset.texts), batch_size=batch_size)
+        metrics = compute_metrics(label_ids(predictor.labels, dataset),
+                                  predictor.calibrated(outputs["logits"]), predictor.labels)
+        if predictor.detector is not None:
+            unknown = predictor.detector.is_unknown(
+                predictor.detector.scores(outputs.get("features"), outputs["logits"]))
+            metrics["out_of_scope_rate"] = float(unknown.mean())
+        logger.info("%s accuracy %.4f, macro-F1 %.4f, ECE %.4f", name, metrics["accuracy"],
+                    metrics["macro_f1"], metrics["ece"])
+        results[name] = metrics
+    return results
+
+
+def save(classifier: TrainedClassifier, results: dict[str, Any], args: TrainArguments) -> None:
+    """Writes the artifact, ``results.json`` and confusion-matrix plots, replacing
+    ``args.output_dir``."""
+    output_dir = args.output_dir
+    if output_dir.exists():
+        shutil.rmtree(output_dir) if output_dir.is_dir() else output_dir.unlink()
+    detector = classifier.detector
+    model_module.save_artifact(classifier.model, classifier.tokenizer, output_dir,
+                               classifier.info,
+                               ood_tensors=detector.tensors if detector else None,
+                               half=args.half_precision)
+    write_results(output_dir, results, list(classifier.info.labels), title_prefix=args.task)
+
+
+# -- the artifact metadata ------------------------------------------------------
+
+
+def describe(data_args: DataArguments, args: TrainArguments, base_model: str | Path,
+             data: TrainingData) -> ArtifactInfo:
+    """The artifact metadata known before training; the steps add the rest."""
+    return ArtifactInfo(
+        task=args.task,
+        labels=list(data.labels),
+        max_length=args.max_length,
+        pooling=args.pooling,
+        base_model=str(base_model),
+        training_arguments=args.to_dict() | {"data": data_args.to_dict()},
+        data_fingerprint=data.fingerprint,
+        versions=model_module.library_versions(),
+    )
+
+
+def with_calibration(info: ArtifactInfo, calibration: Mapping[str, Any]) -> ArtifactInfo:
+    """``info`` with the calibration (its full fallback report stays in results.json)."""
+    return replace(info, calibration={key: value for key, value in calibration.items()
+                                      if key != "fallback"})
+
+
+def with_metrics(info: ArtifactInfo, evaluation: Mapping[str, Mapping[str, Any]]
+                 ) -> ArtifactInfo:
+    """``info`` with a summary of each evaluation."""
+    return replace(info, metrics={name: {key: metrics[key] for key in _SUMMARY_KEYS}
+                                  for name, metrics in evaluation.items()})
+
+
+# -- the recipe ---------------------------------------------------------------
+
+
+class _StepTimer:
+    """Times and logs each step, in the order run."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        yield
+        self.seconds[name] = round(time.perf_counter() - started, 2)
+        logger.info("step %s done in %.1f s", name, self.seconds[name])
+
+
+@dataclass(frozen=True)
+class _Run:
+    """Everything a finished run produced, for ``ClassifierTrainer``'s accessors."""
+
+    data: TrainingData
+    split: Split
+    calibration: dict[str, Any]
+    classifier: TrainedClassifier
+    result: TrainResult
+
+
 class ClassifierTrainer:
     """Fine-tunes an encoder into an intent or sentiment classifier.
+
+    After ``run()`` the trainer also exposes what the run produced (``labels``,
+    ``train_set``, ``validation_set``, ``model``, ``info``, ``predictor()``, ...),
+    for benchmarks and tests that inspect the model in memory.
 
     Args:
         data_args: Where the data comes from.
@@ -157,8 +393,7 @@ class ClassifierTrainer:
             Rasa's training data); ``data_args.path`` is then only recorded.
     """
 
-    steps: tuple[str, ...] = ("load_data", "split", "build_model", "fit", "calibrate",
-                              "fit_out_of_scope", "evaluate", "save")
+    steps: tuple[str, ...] = STEPS
 
     def __init__(self, data_args: DataArguments, train_args: TrainArguments,
                  dataset: LabelledTexts | None = None) -> None:
@@ -166,328 +401,107 @@ class ClassifierTrainer:
         self.given_dataset = dataset
         self.args = train_args
         self.device = resolve_device(train_args.device)
-        self.base_model = train_args.base_model or default_base_model()
-        self.dataset: LabelledTexts | None = None
-        self.data_fingerprint = ""
-        self.test_set: LabelledTexts | None = None
-        self.train_set: LabelledTexts | None = None
-        self.validation_set: LabelledTexts | None = None
-        self.given_validation: LabelledTexts | None = None
-        self.intensities: dict[str, float] | None = None
-        self.calibration: dict[str, Any] = {}
-        self.detector: OutOfScopeDetector | None = None
-        self.labels: list[str] = []
-        self.model: EncoderClassifier | None = None
-        self.tokenizer: Any = None
-        self.results: dict[str, Any] = {}
-        self.step_seconds: dict[str, float] = {}
-        self.is_main_process = True
+        self.base_model = train_args.base_model or model_module.default_base_model()
+        self._run: _Run | None = None
 
     def run(self) -> TrainResult:
         """Runs every step in order and returns what was written."""
-        check_output_dir(self.args.output_dir, self.args.overwrite)
-        if self.args.num_threads:
-            torch.set_num_threads(self.args.num_threads)
-        for name in self.steps:
-            step: Callable[[], None] = getattr(self, name)
-            started = time.perf_counter()
-            step()
-            self.step_seconds[name] = round(time.perf_counter() - started, 2)
-            logger.info("step %s done in %.1f s", name, self.step_seconds[name])
-        return TrainResult(self.args.output_dir, self.info, self.results, self.step_seconds)
+        args, data_args = self.args, self.data_args
+        check_output_dir(args.output_dir, args.overwrite)
+        configure_threads(args.num_threads)
+        step = _StepTimer()
+        with step("load_data"):
+            data = load_data(data_args, args, self.given_dataset)
+        with step("split"):
+            sets = split(data, validation_split=data_args.validation_split, seed=args.seed)
+        with step("build_model"):
+            model, tokenizer = build_model(self.base_model, data, sets.train, args)
+        with step("fit"):
+            fitted = fit(model, tokenizer, data.labels, sets.train, sets.validation, args,
+                         self.device, intensities=data.intensities)
+        classifier = TrainedClassifier(fitted.model, fitted.tokenizer,
+                                       describe(data_args, args, self.base_model, data),
+                                       self.device)
+        with step("calibrate"):
+            calibration = calibrate(classifier.predictor(), sets.validation, args,
+                                    data.intensities)
+        classifier = replace(classifier, info=with_calibration(classifier.info, calibration))
+        with step("fit_out_of_scope"):
+            detector = fit_out_of_scope(classifier.predictor(), sets, args)
+        classifier = replace(classifier, detector=detector, info=replace(
+            classifier.info, out_of_scope=detector.to_json() if detector else {}))
+        with step("evaluate"):
+            evaluation = evaluate(classifier.predictor(),
+                                  {"validation": sets.validation, "test": data.test},
+                                  args.eval_batch_size)
+        classifier = replace(classifier, info=with_metrics(classifier.info, evaluation))
+        results = {"epochs_trained": fitted.epochs_trained,
+                   "best_validation_macro_f1": fitted.best_validation_macro_f1, **evaluation}
+        with step("save"):
+            if fitted.is_main_process:  # the other torchrun ranks write nothing
+                results["timing_seconds"] = dict(step.seconds)
+                save(classifier, results, args)
+        result = TrainResult(args.output_dir, classifier.info, results, step.seconds)
+        self._run = _Run(data, sets, calibration, classifier, result)
+        return result
 
-    # -- steps -------------------------------------------------------------
+    # -- what the run produced ------------------------------------------------
 
-    def load_data(self) -> None:
-        """Reads, cleans and checks the training (and test) data."""
-        if self.given_dataset is not None:
-            self.dataset = data_module.clean(self.given_dataset, source="training data")
-        else:
-            self.dataset = load_labelled(self.data_args.path, self.data_args, "training data")
-        data_module.require_labels(self.dataset, source=str(self.data_args.path))
-        self.data_fingerprint = self.dataset.fingerprint()
-        self.labels = self.dataset.label_names
-        if self.args.task == "sentiment":
-            check_sentiment_labels(self.labels)
-        for name, path in (("test", self.data_args.test_path),
-                           ("validation", self.data_args.validation_path)):
-            if path is None:
-                continue
-            extra = load_labelled(path, self.data_args, f"{name} data")
-            unseen = sorted(set(extra.labels) - set(self.labels))
-            if unseen:
-                raise DataError(
-                    f"{name} data has labels absent from training: {', '.join(unseen[:10])}"
-                )
-            if name == "test":
-                self.test_set = extra
-            else:
-                self.given_validation = extra
-        if self.data_args.intensity_column:
-            self.intensities = {}
-            for path in (self.data_args.path, self.data_args.validation_path):
-                if path is not None and not Path(path).is_dir():
-                    self.intensities.update(data_module.load_scores(
-                        path, data_format=self.data_args.data_format,
-                        text_column=self.data_args.text_column,
-                        score_column=self.data_args.intensity_column))
-            logger.info("%d texts with an intensity target", len(self.intensities))
-        logger.info("%d examples, %d labels", len(self.dataset), len(self.labels))
-
-    def split(self) -> None:
-        """Holds out a stratified, seeded validation set (or takes the given one)."""
-        if self.given_validation is not None:
-            self.train_set, self.validation_set = self.dataset, self.given_validation
-            logger.info("train %d, validation %d (given)", len(self.train_set),
-                        len(self.validation_set))
-            return
-        self.train_set, self.validation_set = data_module.stratified_split(
-            self.dataset, validation_fraction=self.data_args.validation_split,
-            seed=self.args.seed,
-        )
-        logger.info("train %d, validation %d", len(self.train_set), len(self.validation_set))
-
-    def build_model(self) -> None:
-        """Loads the pretrained encoder and adds a seeded head."""
-        from transformers import set_seed
-
-        set_seed(self.args.seed)
-        self.model, self.tokenizer = build_model(
-            self.base_model, len(self.labels), pooling=self.args.pooling,
-            dropout=self.args.dropout, intensity=bool(self.intensities),
-        )
-        if self.args.class_weights:
-            self.model.set_class_weights(class_weights(self.train_set, self.labels))
-        self.model.label_smoothing = self.args.label_smoothing
-        self.model.intensity_weight = self.args.intensity_weight
-
-    def _hf_arguments(self, work_dir: str, has_validation: bool) -> Any:
-        from transformers import TrainingArguments
-
-        evaluate = "epoch" if has_validation else "no"
-        use_bf16 = self.args.bf16
-        if use_bf16 is None:
-            use_bf16 = self.device.type == "cuda" and torch.cuda.is_bf16_supported()
-        return TrainingArguments(
-            output_dir=work_dir,
-            num_train_epochs=self.args.epochs,
-            learning_rate=self.args.learning_rate,
-            per_device_train_batch_size=self.args.batch_size,
-            per_device_eval_batch_size=self.args.eval_batch_size,
-            warmup_steps=self.args.warmup_ratio,  # a float in [0, 1) is a ratio
-            weight_decay=self.args.weight_decay,
-            lr_scheduler_type="linear",
-            eval_strategy=evaluate,
-            save_strategy=evaluate,
-            save_total_limit=2,
-            save_only_model=True,
-            load_best_model_at_end=has_validation,
-            metric_for_best_model="macro_f1" if has_validation else None,
-            greater_is_better=True,
-            train_sampling_strategy="group_by_length",
-            bf16=bool(use_bf16),
-            use_cpu=self.device.type == "cpu",
-            seed=self.args.seed,
-            data_seed=self.args.seed,
-            logging_steps=50,
-            report_to="none",
-            remove_unused_columns=False,
-            dataloader_num_workers=0,
-        )
-
-    def fit(self) -> None:
-        """Fine-tunes with Hugging Face's ``Trainer``; keeps the best validation epoch."""
-        from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer
-
-        label_ids = {label: i for i, label in enumerate(self.labels)}
-        intensities = self.intensities or None
-        train = TokenizedDataset(self.train_set, self.tokenizer, label_ids, self.args.max_length,
-                                 intensities=intensities, typo_rate=self.args.typo_augmentation,
-                                 seed=self.args.seed)
-        validation = None
-        if len(self.validation_set):
-            validation = TokenizedDataset(self.validation_set, self.tokenizer, label_ids,
-                                          self.args.max_length, intensities=intensities)
-        callbacks = []
-        if validation is not None and self.args.early_stopping_patience:
-            callbacks.append(EarlyStoppingCallback(self.args.early_stopping_patience))
-
-        def metrics(prediction: Any) -> dict[str, float]:
-            predictions = prediction.predictions
-            # With the intensity head the model returns (logits, intensity).
-            logits = torch.as_tensor(predictions[0] if isinstance(predictions, tuple)
-                                     else predictions)
-            probabilities = torch.softmax(logits.float(), dim=-1).numpy()
-            summary = compute_metrics(prediction.label_ids, probabilities, self.labels)
-            return {"accuracy": summary["accuracy"], "macro_f1": summary["macro_f1"]}
-
-        with tempfile.TemporaryDirectory(prefix="checkpoints-") as work_dir:
-            trainer = Trainer(
-                model=self.model,
-                args=self._hf_arguments(work_dir, validation is not None),
-                train_dataset=train,
-                eval_dataset=validation,
-                data_collator=DataCollatorWithPadding(self.tokenizer),
-                compute_metrics=metrics if validation is not None else None,
-                callbacks=callbacks,
-            )
-            trainer.train()
-            self.is_main_process = trainer.is_world_process_zero()
-            self.results["epochs_trained"] = round(float(trainer.state.epoch or 0), 2)
-            self.results["best_validation_macro_f1"] = trainer.state.best_metric
-        self.model = self.model.to(self.device).eval()
+    def _finished(self) -> _Run:
+        # All that a run produced exists once it has finished, never in part.
+        if self._run is None:
+            raise RuntimeError("ClassifierTrainer.run() has not finished yet")
+        return self._run
 
     def predictor(self) -> Predictor:
-        """A ``Predictor`` over the model as trained so far (calibration, detector)."""
-        return Predictor(self.model, self.tokenizer, self.info, self.device,
-                         detector=self.detector)
+        """A ``Predictor`` over the trained model (calibration, detector), in memory."""
+        return self._finished().classifier.predictor()
 
     def label_ids(self, dataset: LabelledTexts) -> np.ndarray:
         """The label id of every example of ``dataset``."""
-        label_ids = {label: i for i, label in enumerate(self.labels)}
-        return np.asarray([label_ids[label] for label in dataset.labels], dtype=np.int64)
+        return label_ids(self.labels, dataset)
 
-    def calibrate(self) -> None:
-        """Temperature, fallback threshold and intensity map, fitted on validation data.
+    @property
+    def labels(self) -> list[str]:
+        """Label names by id."""
+        return list(self._finished().data.labels)
 
-        Without validation data nothing is fitted: temperature 1, no threshold.
-        """
-        if not self.args.calibrate or not len(self.validation_set):
-            return
-        outputs = self.predictor().outputs(list(self.validation_set.texts),
-                                            batch_size=self.args.eval_batch_size)
-        y_true = self.label_ids(self.validation_set)
-        temperature = fit_temperature(outputs["logits"], y_true)
-        probabilities = softmax(outputs["logits"], temperature)
-        fallback = suggest_fallback_threshold(probabilities.max(axis=1),
-                                              probabilities.argmax(axis=1) == y_true)
-        self.calibration = {"temperature": temperature,
-                            "fallback_threshold": fallback["threshold"],
-                            "fallback": fallback, "examples": len(y_true)}
-        if "intensity" in outputs and self.intensities:
-            pairs = [(raw, self.intensities[text]) for raw, text in
-                     zip(outputs["intensity"].tolist(), self.validation_set.texts)
-                     if text in self.intensities]
-            if pairs:
-                xs, ys = fit_isotonic([p[0] for p in pairs], [p[1] for p in pairs])
-                self.calibration["intensity"] = {"xs": xs, "ys": ys, "examples": len(pairs)}
-        logger.info("calibration: temperature %.3f, fallback threshold %.3f", temperature,
-                    fallback["threshold"])
+    @property
+    def train_set(self) -> LabelledTexts:
+        """The examples the model was fitted on."""
+        return self._finished().split.train
 
-    def fit_out_of_scope(self) -> None:
-        """The intent model's out-of-scope detector: fitted on the training embeddings,
-        its threshold on the validation ones (which hold no unknown intent)."""
-        if (self.args.task != "intent" or self.args.out_of_scope == "none"
-                or not len(self.validation_set)):
-            if self.args.task == "intent" and self.args.out_of_scope != "none":
-                logger.warning("no validation data: the out-of-scope detector is not fitted")
-            return
-        predictor = self.predictor()
-        train = predictor.outputs(list(self.train_set.texts), batch_size=self.args.eval_batch_size)
-        detector = OutOfScopeDetector.fit(
-            self.args.out_of_scope, train.get("features"), self.label_ids(self.train_set),
-            len(self.labels), temperature=self.calibration.get("temperature", 1.0),
-            k=self.args.out_of_scope_k)
-        validation = predictor.outputs(list(self.validation_set.texts),
-                                       batch_size=self.args.eval_batch_size)
-        scores = detector.scores(validation.get("features"), validation["logits"])
-        detector.set_threshold(scores, self.args.out_of_scope_known_recall)
-        self.detector = detector
-        logger.info("out-of-scope detector %s: threshold %.4f", detector.method,
-                    detector.threshold)
+    @property
+    def validation_set(self) -> LabelledTexts:
+        """The validation examples (empty with ``validation_split`` 0)."""
+        return self._finished().split.validation
 
-    def evaluate(self) -> None:
-        """Full metrics on validation (threshold, calibration) and on the test set."""
-        predictor = self.predictor()
-        for name, dataset in (("validation", self.validation_set), ("test", self.test_set)):
-            if dataset is None or not len(dataset):
-                continue
-            outputs = predictor.outputs(list(dataset.texts), batch_size=self.args.eval_batch_size)
-            probabilities = predictor.calibrated(outputs["logits"])
-            y_true = self.label_ids(dataset)
-            self.results[name] = compute_metrics(y_true, probabilities, self.labels)
-            if self.detector is not None:
-                unknown = self.detector.is_unknown(
-                    self.detector.scores(outputs.get("features"), outputs["logits"]))
-                self.results[name]["out_of_scope_rate"] = float(unknown.mean())
-            logger.info("%s accuracy %.4f, macro-F1 %.4f, ECE %.4f", name,
-                        self.results[name]["accuracy"], self.results[name]["macro_f1"],
-                        self.results[name]["ece"])
+    @property
+    def intensities(self) -> Mapping[str, float] | None:
+        """Intensity target by text, with an intensity column."""
+        return self._finished().data.intensities
 
-    def save(self) -> None:
-        """Writes the artifact, ``results.json`` and confusion-matrix plots (main process)."""
-        if not self.is_main_process:
-            return
-        output_dir = self.args.output_dir
-        if output_dir.exists():
-            shutil.rmtree(output_dir) if output_dir.is_dir() else output_dir.unlink()
-        save_artifact(self.model, self.tokenizer, output_dir, self.info,
-                      ood_tensors=self.detector.tensors if self.detector else None,
-                      half=self.args.half_precision)
-        self.results["timing_seconds"] = dict(self.step_seconds)
-        write_results(output_dir, self.results, self.labels, title_prefix=self.args.task)
+    @property
+    def calibration(self) -> dict[str, Any]:
+        """What ``calibrate`` fitted, with the full fallback report."""
+        return self._finished().calibration
 
-    # -- derived -----------------------------------------------------------
+    @property
+    def model(self) -> EncoderClassifier:
+        """The trained classifier, in eval mode."""
+        return self._finished().classifier.model
+
+    @property
+    def tokenizer(self) -> Any:
+        """Its tokenizer."""
+        return self._finished().classifier.tokenizer
+
+    @property
+    def detector(self) -> OutOfScopeDetector | None:
+        """The out-of-scope detector, if one was fitted."""
+        return self._finished().classifier.detector
 
     @property
     def info(self) -> ArtifactInfo:
-        """The artifact metadata as known so far."""
-        summary = {}
-        for name in ("validation", "test"):
-            if name in self.results:
-                metrics = self.results[name]
-                summary[name] = {key: metrics[key] for key in
-                                 ("examples", "accuracy", "macro_f1", "ece", "fallback")}
-        return ArtifactInfo(
-            task=self.args.task,
-            labels=list(self.labels),
-            max_length=self.args.max_length,
-            pooling=self.args.pooling,
-            base_model=str(self.base_model),
-            training_arguments=self.args.to_dict() | {"data": _data_summary(self.data_args)},
-            data_fingerprint=self.data_fingerprint,
-            metrics=summary,
-            calibration={key: value for key, value in self.calibration.items()
-                         if key != "fallback"},
-            out_of_scope=self.detector.to_json() if self.detector else {},
-            versions=library_versions(),
-        )
-
-
-def _data_summary(data_args: DataArguments) -> dict[str, Any]:
-    return {
-        "path": str(data_args.path),
-        "format": data_args.data_format,
-        "text_column": data_args.text_column,
-        "label_column": data_args.label_column,
-        "label_map": dict(data_args.label_map),
-        "test_path": str(data_args.test_path) if data_args.test_path else None,
-        "validation_split": data_args.validation_split,
-        "validation_path": str(data_args.validation_path) if data_args.validation_path else None,
-        "intensity_column": data_args.intensity_column,
-    }
-
-
-def write_results(directory: Path, results: dict[str, Any], labels: list[str],
-                  title_prefix: str = "") -> Path:
-    """Writes ``results.json`` and one confusion-matrix PNG per evaluated split."""
-    import json
-
-    for name in ("validation", "test", "evaluation"):
-        if name in results and results[name].get("examples"):
-            png = plot_confusion_matrix(
-                results[name]["confusion_matrix"], labels,
-                directory / f"confusion_{name}.png",
-                title=f"{title_prefix} {name}: accuracy {results[name]['accuracy']:.4f}".strip(),
-            )
-            if png is not None:
-                results[name]["confusion_matrix_png"] = png.name
-    path = directory / RESULTS_FILE
-    path.write_text(json.dumps(results, indent=2, default=_json_default) + "\n", encoding="utf-8")
-    return path
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    return str(value)
+        """The artifact metadata (``classifier.json``)."""
+        return self._finished().classifier.info

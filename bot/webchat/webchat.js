@@ -2,9 +2,24 @@
  * Shopwise web chat: talks to the assistant through Rasa's socket.io protocol
  * (session_request/session_confirm, user_uttered/bot_uttered); see bot/webchat.py.
  *
- * The session id is kept in localStorage and sent again with every session_request,
- * so a reload (or a reconnect after a server restart) continues the conversation;
- * the visible transcript is kept in localStorage too and shown again on load.
+ * The server issues a signed session id; it is kept in localStorage and sent again
+ * with every session_request, so a reload (or a reconnect after a server restart)
+ * continues the conversation; the visible transcript is kept in localStorage too and
+ * shown again on load. An id the server does not accept is replaced by a new one.
+ *
+ * A logged-in customer: the embedding page hands the page a customer token (a JWT
+ * its backend signed, see bot/identity.py and docs/channels.md), which goes to the
+ * server in session_request's customer_token and is kept in memory only:
+ *   - window.SHOPWISE_CUSTOMER_TOKEN, or data-customer-token on this script's tag,
+ *     when the shop's own page loads this script;
+ *   - postMessage({type: "shopwise:customer-token", token: "..." | null}) from the
+ *     parent window when the page is framed by one of the origins the server allows
+ *     (data-embed-origins); the page says {type: "shopwise:webchat-ready"} to those
+ *     origins first and waits up to TOKEN_WAIT_MS for the answer (null: anonymous);
+ *   - window.shopwiseWebchat.setCustomerToken(token).
+ * Never in a URL. The server answers a token it cannot verify with session_refused:
+ * the page then shows why, stays disconnected until a new token arrives, and asks
+ * the parent for one with {type: "shopwise:customer-token-needed", reason}.
  */
 (function () {
   "use strict";
@@ -13,6 +28,31 @@
   var TRANSCRIPT_KEY = "shopwise-webchat:transcript";
   var MAX_ENTRIES = 200;
   var TYPING_TIMEOUT_MS = 120000;
+  var TOKEN_WAIT_MS = 3000;
+  var REFUSALS = {
+    token_required: "Please sign in to the shop to chat with us.",
+    token_expired: "Your sign-in has expired. Reload the page to chat again.",
+    token_invalid: "The chat could not confirm who you are. Reload the page to try again.",
+    identity_unavailable: "The chat cannot confirm who you are right now."
+  };
+  var DEFAULT_REFUSAL = "The chat refused this session. Reload the page to try again.";
+
+  // The origins whose pages may frame the chat and hand it a token (from the server).
+  var embedOrigins = (document.documentElement.dataset.embedOrigins || "")
+    .split(/\s+/).filter(Boolean);
+  var embedded = window.parent !== window;
+
+  function initialToken() {
+    var script = document.currentScript; // only set while this script first runs
+    var candidates = [window.SHOPWISE_CUSTOMER_TOKEN,
+      script ? script.getAttribute("data-customer-token") : null];
+    for (var i = 0; i < candidates.length; i += 1) {
+      if (typeof candidates[i] === "string" && candidates[i]) {
+        return candidates[i];
+      }
+    }
+    return null;
+  }
 
   var elements = {
     status: document.getElementById("status"),
@@ -60,8 +100,13 @@
     ready: false, // connected and the session confirmed
     outbox: [], // user entries typed while not ready, sent after session_confirm
     entries: [],
-    typingTimer: null
+    typingTimer: null,
+    customerToken: initialToken(), // in memory only, never stored
+    refused: null, // the reason of the server's session_refused, until a new token
+    awaitingToken: false, // framed by an embedding page that may still send a token
+    tokenTimer: null
   };
+  state.awaitingToken = embedded && embedOrigins.length > 0 && !state.customerToken;
   state.entries = state.sessionId ? loadTranscript(state.sessionId) : [];
 
   function setStatus(kind, text) {
@@ -271,6 +316,29 @@
     add(entry);
   }
 
+  function tellEmbedder(message) {
+    // Only the allowed origins: the browser drops the message for any other parent.
+    if (!embedded) {
+      return;
+    }
+    embedOrigins.forEach(function (origin) {
+      try {
+        window.parent.postMessage(message, origin);
+      } catch (error) {
+        /* a detached parent */
+      }
+    });
+  }
+
+  function onSessionRefused(refusal) {
+    var reason = refusal && typeof refusal.reason === "string" ? refusal.reason : "";
+    state.refused = reason || "refused";
+    state.ready = false;
+    hideTyping();
+    setStatus("refused", REFUSALS[reason] || DEFAULT_REFUSAL);
+    tellEmbedder({ type: "shopwise:customer-token-needed", reason: reason });
+  }
+
   function onSessionConfirm(confirmed) {
     var sessionId = confirmed && typeof confirmed === "object" ? confirmed.session_id : confirmed;
     if (typeof sessionId !== "string" || !sessionId) {
@@ -315,14 +383,61 @@
     reconnectionDelayMax: 5000
   });
 
+  function requestSession() {
+    if (state.awaitingToken || state.refused || !socket.connected) {
+      return;
+    }
+    var request = { session_id: state.sessionId };
+    if (state.customerToken) {
+      request.customer_token = state.customerToken;
+    }
+    socket.emit("session_request", request);
+  }
+
+  function setCustomerToken(token) {
+    state.customerToken = typeof token === "string" && token ? token : null;
+    state.awaitingToken = false;
+    window.clearTimeout(state.tokenTimer);
+    state.refused = null;
+    state.ready = false;
+    if (socket.connected) {
+      requestSession(); // the server continues the session only for the same customer
+    } else {
+      socket.connect();
+    }
+  }
+
+  window.addEventListener("message", function (event) {
+    if (!embedded || event.source !== window.parent ||
+        embedOrigins.indexOf(event.origin) < 0) {
+      return;
+    }
+    var data = event.data;
+    if (data && typeof data === "object" && data.type === "shopwise:customer-token") {
+      setCustomerToken(data.token);
+    }
+  });
+
+  if (state.awaitingToken) {
+    state.tokenTimer = window.setTimeout(function () {
+      state.awaitingToken = false; // no answer: an anonymous chat
+      requestSession();
+    }, TOKEN_WAIT_MS);
+    tellEmbedder({ type: "shopwise:webchat-ready" });
+  }
+
   socket.on("connect", function () {
     setStatus("connecting", "Connected, starting the session…");
-    socket.emit("session_request", { session_id: state.sessionId });
+    requestSession();
   });
   socket.on("session_confirm", onSessionConfirm);
+  socket.on("session_refused", onSessionRefused);
   socket.on("bot_uttered", onBotMessage);
   socket.on("disconnect", function (reason) {
     state.ready = false;
+    if (state.refused) {
+      return; // the refusal stays on screen; a new token connects again
+    }
     setStatus("reconnecting", "Connection lost, reconnecting…");
     if (reason === "io server disconnect") {
       socket.connect(); // the server closed the socket: socket.io does not retry that
@@ -336,5 +451,5 @@
   });
 
   // For the browser tests and for debugging in the console.
-  window.shopwiseWebchat = { socket: socket, state: state };
+  window.shopwiseWebchat = { socket: socket, state: state, setCustomerToken: setCustomerToken };
 })();

@@ -13,6 +13,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.db import SqlBackend
 from actions.exceptions import ParseError
 from actions.nlu_client import Parsed
+from actions.schema import DEMO_ORDERS
 from actions.services import Services
 from actions.settings import Settings
 
@@ -73,16 +74,40 @@ def bot_event(text: str, timestamp: float = 1_790_000_001.0) -> dict[str, Any]:
     return {"event": "bot", "text": text, "timestamp": timestamp}
 
 
+# The demo shop's order owners: a conversation that proved them all.
+DEMO_OWNERS = {order_id: customer for order_id, customer, *_ in DEMO_ORDERS}
+
+
+def verified_user_event(text: str, customer_id: str | None = None,
+                        channel: str = "webchat", external_id: str | None = None
+                        ) -> dict[str, Any]:
+    """A user event whose metadata carries a channel-verified identity."""
+    identity: dict[str, Any] = {"channel": channel}
+    if customer_id:
+        identity["customer_id"] = customer_id
+    if external_id:
+        identity["external_id"] = external_id
+    return {**user_event(text), "metadata": {"verified_identity": identity}}
+
+
 @pytest.fixture
 def make_tracker() -> Callable[..., Tracker]:
-    """Factory: a tracker with the given slots, latest intent, entities and events."""
+    """Factory: a tracker with the given slots, latest intent, entities and events.
+
+    Unless ``anonymous`` (or the slots name ``verified_orders``), the conversation
+    has proved ownership of every demo order, as most action tests need.
+    """
 
     def make(slots: dict[str, Any] | None = None, intent: str = "order_status",
              entities: list[dict] | None = None, text: str = "",
-             sender_id: str = "test-user", events: list[dict] | None = None) -> Tracker:
+             sender_id: str = "test-user", events: list[dict] | None = None,
+             anonymous: bool = False) -> Tracker:
+        slots = dict(slots or {})
+        if not anonymous:
+            slots.setdefault("verified_orders", dict(DEMO_OWNERS))
         return Tracker.from_dict({
             "sender_id": sender_id,
-            "slots": slots or {},
+            "slots": slots,
             "latest_message": {"text": text, "intent": {"name": intent, "confidence": 0.9},
                                "entities": entities or []},
             "events": events or [],

@@ -17,13 +17,14 @@ def _path(url: str) -> Path:
 async def test_new_database_is_created_versioned_and_seeded_once(database_url) -> None:
     for _ in range(2):  # a restart neither migrates again nor seeds twice
         backend = SqlBackend(database_url)
-        assert (await backend.get_order("12345")).carrier == "DHL"
+        assert (await backend.get_order("12345", "C-001")).carrier == "DHL"
         await backend.close()
 
     with sqlite3.connect(_path(database_url)) as connection:
         versions = connection.execute("SELECT version FROM schema_version").fetchall()
         orders = connection.execute("SELECT COUNT(*) FROM orders").fetchone()[0]
-    assert versions == [(SCHEMA_VERSION,)]
+    # One row a migration applied, each once.
+    assert sorted(versions) == [(v,) for v in range(1, SCHEMA_VERSION + 1)]
     assert orders == 5
 
 
@@ -38,22 +39,25 @@ async def test_a_newer_schema_is_refused(database_url) -> None:
 
 async def test_without_seed_the_shop_is_empty(database_url) -> None:
     backend = SqlBackend(database_url, seed=False)
-    assert await backend.get_order("12345") is None
+    assert await backend.get_order("12345", "C-001") is None
     await backend.close()
 
 
 @pytest.mark.parametrize("hostile", ["12345' OR '1'='1", "1; DROP TABLE orders; --",
                                      "' UNION SELECT * FROM tickets --"])
 async def test_queries_are_parameterised(backend, hostile) -> None:
-    assert await backend.get_order(hostile) is None
+    assert await backend.get_order(hostile, "C-001") is None
+    assert await backend.get_order("12345", hostile) is None
+    assert await backend.prove_order("12345", email=hostile, postcode=hostile) is None
     assert await backend.stock(hostile) is None
-    assert (await backend.get_order("12345")).status == "shipped"
+    assert (await backend.get_order("12345", "C-001")).status == "shipped"
 
 
 async def test_cancel_only_changes_processing_orders(backend) -> None:
-    assert (await backend.cancel_order("48213")).status == "cancelled"
-    assert (await backend.cancel_order("12345")).status == "shipped"
-    assert (await backend.change_address("12345", "1 New Road")).address != "1 New Road"
+    assert (await backend.cancel_order("48213", "C-002")).status == "cancelled"
+    assert (await backend.cancel_order("12345", "C-001")).status == "shipped"
+    assert (await backend.change_address("12345", "C-001", "1 New Road")).address != \
+        "1 New Road"
 
 
 async def test_ticket_round_trip_with_unicode(backend) -> None:
@@ -75,25 +79,25 @@ async def test_locked_database_fails_fast_and_recovers(backend, database_url) ->
     locker.execute("BEGIN EXCLUSIVE")
     try:
         with pytest.raises(BackendUnavailable, match="locked"):
-            await backend.get_order("12345")
+            await backend.get_order("12345", "C-001")
     finally:
         locker.rollback()
         locker.close()
-    assert (await backend.get_order("12345")).status == "shipped"
+    assert (await backend.get_order("12345", "C-001")).status == "shipped"
 
 
 async def test_deleted_file_is_an_error_not_an_empty_shop(backend, database_url) -> None:
     _path(database_url).unlink()
 
     with pytest.raises(BackendUnavailable):
-        await backend.get_order("12345")
+        await backend.get_order("12345", "C-001")
     assert not _path(database_url).exists()
 
 
 async def test_missing_folder_is_unavailable(tmp_path) -> None:
     backend = SqlBackend(f"sqlite+aiosqlite:///{tmp_path / 'nowhere' / 'shop.db'}")
     with pytest.raises(BackendUnavailable, match="does not exist"):
-        await backend.get_order("12345")
+        await backend.get_order("12345", "C-001")
 
 
 
@@ -107,15 +111,15 @@ from actions.exceptions import BackendUnavailable
 
 async def probe():
     backend = SqlBackend(sys.argv[1], busy_timeout_s=0.2)
-    outcome = {"read": (await backend.get_order("12345")).status}
-    for name, write in [("cancel", backend.cancel_order("48213")),
+    outcome = {"read": (await backend.get_order("12345", "C-001")).status}
+    for name, write in [("cancel", backend.cancel_order("48213", "C-002")),
                         ("ticket", backend.create_ticket(NewTicket("c", "requested")))]:
         try:
             await write
             outcome[name] = "written"
         except BackendUnavailable as error:
             outcome[name] = str(error)
-    outcome["read_again"] = (await backend.get_order("48213")).status
+    outcome["read_again"] = (await backend.get_order("48213", "C-002")).status
     await backend.close()
     print(json.dumps(outcome))
 

@@ -9,7 +9,7 @@ from actions.orders import (
     ActionHandleOrderRequest,
     ActionProductAvailability,
 )
-from tests.actions.conftest import texts
+from tests.actions.conftest import DEMO_OWNERS, texts
 
 
 @pytest.mark.parametrize(
@@ -62,7 +62,7 @@ async def test_cancel_order(services, dispatcher, make_tracker, order_id, confir
     events = await ActionCancelOrder(services).run(dispatcher, tracker, {})
 
     assert expected in texts(dispatcher)[0]
-    assert (await services.backend.get_order(order_id)).status == status
+    assert (await services.backend.get_order(order_id, DEMO_OWNERS[order_id])).status == status
     assert events == [SlotSet("cancel_confirmed", None)]
 
 
@@ -79,7 +79,8 @@ async def test_change_address(services, dispatcher, make_tracker, order_id, expe
     events = await ActionChangeAddress(services).run(dispatcher, tracker, {})
 
     assert expected in texts(dispatcher)[0]
-    assert ((await services.backend.get_order(order_id)).address == address) is changed
+    order = await services.backend.get_order(order_id, DEMO_OWNERS[order_id])
+    assert (order.address == address) is changed
     assert events == [SlotSet("new_address", None)]
 
 
@@ -100,7 +101,8 @@ async def test_product_availability(services, dispatcher, make_tracker, product,
     assert expected in texts(dispatcher)[0]
 
 
-@pytest.mark.parametrize("order_id", ["1234", "12a45", "1234; DROP TABLE orders", "12345 or 48213", "", None])
+@pytest.mark.parametrize("order_id", ["1234", "12a45", "1234; DROP TABLE orders",
+                                      "12345 or 48213", "", None])
 async def test_malformed_order_number_is_not_found(services, dispatcher, make_tracker,
                                                    order_id) -> None:
     events = await ActionHandleOrderRequest(services).run(

@@ -40,3 +40,43 @@ def test_environment_overrides() -> None:
 def test_bad_settings_name_the_variable(env, named) -> None:
     with pytest.raises(SettingsError, match=named):
         Settings.from_env(env)
+
+
+def test_escalation_rules_come_from_the_rasa_config(tmp_path, make_tracker) -> None:
+    # One source: the escalation policy's options in config.yml also set how
+    # urgent the hand-over ticket is.
+    from actions.handoff import ticket_for
+    from tests.actions.conftest import user_event
+
+    config = tmp_path / "config.yml"
+    config.write_text("policies:\n  - name: nlu_components.policies.SentimentEscalationPolicy\n"
+                      "    negative_score: 0.9\n    negative_turns: 2\n", encoding="utf-8")
+    tracker = make_tracker(events=[user_event("this is not ok", label="negative",
+                                              negative=0.8)])
+
+    strict = Settings.from_env({"RASA_CONFIG": str(config)})
+    shipped = Settings.from_env({})
+
+    assert (strict.escalation.negative_score, strict.escalation.negative_turns) == (0.9, 2)
+    assert ticket_for(tracker, "requested", strict.escalation).priority == "normal"
+    assert ticket_for(tracker, "requested", shipped.escalation).priority == "high"
+
+
+def test_the_projects_config_and_the_policy_agree() -> None:
+    import yaml
+
+    from actions.settings import ROOT
+
+    [policy] = [p for p in yaml.safe_load((ROOT / "config.yml").read_text())["policies"]
+                if p["name"].endswith("SentimentEscalationPolicy")]
+
+    assert Settings.from_env({}).escalation.strong_intensity == policy["strong_intensity"]
+
+
+def test_a_bad_escalation_value_in_the_rasa_config_is_named(tmp_path) -> None:
+    config = tmp_path / "config.yml"
+    config.write_text("policies:\n  - name: nlu_components.SentimentEscalationPolicy\n"
+                      "    strong_intensity: 3\n", encoding="utf-8")
+
+    with pytest.raises(SettingsError, match="RASA_CONFIG.*strong_intensity=3"):
+        Settings.from_env({"RASA_CONFIG": str(config)})

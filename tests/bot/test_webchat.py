@@ -2,16 +2,20 @@
 
 sanic_testing is not installed, so each test serves the channel's blueprint on a real
 localhost socket with a stub message handler that echoes, and talks to it with aiohttp
-and python-socketio's client.
+and python-socketio's client. The security of the sessions (signed ids, customer
+tokens, origins) is tested in tests/bot/test_webchat_security.py.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -24,6 +28,7 @@ from yarl import URL
 from bot.webchat import (
     DEFAULT_SOCKETIO_PATH,
     STATIC_DIR,
+    IdentityPolicy,
     WebChatInput,
     render_index,
     static_file,
@@ -33,25 +38,38 @@ ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "/webhooks/webchat"
 BUTTONS = [{"title": "Yes, cancel it", "payload": "/affirm"},
            {"title": "No, keep it", "payload": "/deny"}]
+SESSION_SECRET = "test-only webchat session secret, 32+ bytes long"
+IDENTITY_SECRET = "test-only shop identity secret, 32+ bytes long"
 
 
 async def echo(message: UserMessage) -> None:
-    """A stand-in for the agent: echoes, or asks with buttons for ``/buttons``."""
+    """A stand-in for the agent: echoes, asks with buttons for ``/buttons``, and tells
+    the sender id and the metadata for ``/whoami``."""
     output = message.output_channel
     if message.text == "/buttons":
         await output.send_text_with_buttons(message.sender_id, "Cancel it?", BUTTONS)
+    elif message.text == "/whoami":
+        await output.send_text_message(message.sender_id, json.dumps(
+            {"sender": message.sender_id, "channel": message.input_channel,
+             "metadata": message.metadata}))
     else:
         await output.send_text_message(message.sender_id, f"echo: {message.text}")
 
 
-@pytest.fixture
-async def server(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
-    """The channel's blueprint served on a free localhost port; yields its base URL."""
-    # Sanic 21.12 rewrites some of its methods at the first start-up of a process; test
-    # mode starts each app from the originals, so that several apps can start in turn.
-    monkeypatch.setattr(Sanic, "test_mode", True)
+def channel(**options: Any) -> WebChatInput:
+    """The channel as the tests serve it: fixed secrets, customer tokens accepted."""
+    options = {"title": "Test <shop> & co", "session_secret": SESSION_SECRET,
+               "identity": IdentityPolicy(secret=IDENTITY_SECRET)} | options
+    return WebChatInput(**options)
+
+
+@asynccontextmanager
+async def serving(webchat: WebChatInput,
+                  on_new_message: Callable[[UserMessage], Awaitable[Any]] = echo
+                  ) -> AsyncIterator[str]:
+    """Serves the channel's blueprint on a free localhost port; yields its base URL."""
     app = Sanic(f"webchat_test_{uuid.uuid4().hex[:12]}")
-    blueprint = WebChatInput(title="Test <shop> & co").blueprint(echo)
+    blueprint = webchat.blueprint(on_new_message)
     # The test clients long-poll (python-engineio's websocket client needs a newer
     # aiohttp than Rasa's); short pings end a closed client's last poll at once.
     blueprint.ctx.sio.eio.ping_interval = blueprint.ctx.sio.eio.ping_timeout = 0.5
@@ -74,43 +92,73 @@ async def server(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
             await served.after_stop()
 
 
-async def fetch(url: str | URL) -> tuple[int, dict[str, str], bytes]:
+@pytest.fixture(autouse=True)
+def sanic_test_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Sanic 21.12 rewrites some of its methods at the first start-up of a process; test
+    # mode starts each app from the originals, so that several apps can start in turn.
+    monkeypatch.setattr(Sanic, "test_mode", True)
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[str]:
+    """The channel of :func:`channel` served on a free localhost port; its base URL."""
+    async with serving(channel()) as url:
+        yield url
+
+
+async def fetch(url: str | URL, headers: dict[str, str] | None = None
+                ) -> tuple[int, dict[str, str], bytes]:
     """GETs ``url`` without following redirects: status, headers and body."""
     async with aiohttp.ClientSession() as session:
-        async with session.get(url, allow_redirects=False) as response:
+        async with session.get(url, allow_redirects=False, headers=headers) as response:
             return response.status, dict(response.headers), await response.read()
+
+
+async def connect(server: str, **options: Any) -> socketio.AsyncClient:
+    """A socket.io client connected to the channel, as the page connects."""
+    sio = socketio.AsyncClient(reconnection=False)
+    await sio.connect(server, socketio_path=DEFAULT_SOCKETIO_PATH, transports=["polling"],
+                      **options)
+    return sio
 
 
 @pytest.fixture
 async def client(server: str) -> AsyncIterator[socketio.AsyncClient]:
     """A socket.io client connected to the channel, as the page connects."""
-    sio = socketio.AsyncClient(reconnection=False)
-    await sio.connect(server, socketio_path=DEFAULT_SOCKETIO_PATH, transports=["polling"])
+    sio = await connect(server)
     try:
         yield sio
     finally:
         await sio.disconnect()
 
 
-async def request_session(sio: socketio.AsyncClient, session_id: str | None) -> str:
+async def request_session(sio: socketio.AsyncClient, session_id: str | None,
+                          **payload: Any) -> str:
     """Sends ``session_request`` and returns the id of ``session_confirm``."""
     confirmed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
     sio.on("session_confirm", confirmed.set_result)
-    await sio.emit("session_request", {"session_id": session_id})
+    await sio.emit("session_request", {"session_id": session_id} | payload)
     return await asyncio.wait_for(confirmed, 10)
 
 
-async def utter(sio: socketio.AsyncClient, text: str, session_id: str) -> list[dict]:
+async def utter(sio: socketio.AsyncClient, text: str, session_id: str,
+                **payload: Any) -> list[dict]:
     """Sends a user message and returns the bot messages that answer it."""
     answers: asyncio.Queue[dict] = asyncio.Queue()
     sio.on("bot_uttered", answers.put_nowait)
-    await sio.emit("user_uttered", {"message": text, "session_id": session_id})
+    await sio.emit("user_uttered", {"message": text, "session_id": session_id} | payload)
     received = [await asyncio.wait_for(answers.get(), 10)]
     while True:
         try:
             received.append(await asyncio.wait_for(answers.get(), 0.3))
         except asyncio.TimeoutError:
             return received
+
+
+async def whoami(sio: socketio.AsyncClient, session_id: str, **payload: Any) -> dict:
+    """What the agent saw of this socket's message: sender id, channel, metadata."""
+    [answer] = await utter(sio, "/whoami", session_id, **payload)
+    return json.loads(answer["text"])
 
 
 # -- static files -------------------------------------------------------------------------
@@ -221,40 +269,54 @@ async def test_engine_io_handshake_below_the_page(server: str) -> None:
 
 async def test_session_request_without_id_gets_a_new_one(client: socketio.AsyncClient) -> None:
     session_id = await request_session(client, None)
-    assert len(session_id) == 32 and int(session_id, 16) >= 0
+    session_uuid, _, signature = session_id.partition(".")
+    assert len(session_uuid) == 32 and int(session_uuid, 16) >= 0
+    assert len(signature) == 43
 
 
 async def test_replies_reach_a_persistent_session(client: socketio.AsyncClient) -> None:
     # Rasa 3.6's own handler does not await enter_room: this reply would be lost.
-    assert await request_session(client, "session-1") == "session-1"
-    assert await utter(client, "hello", "session-1") == [{"text": "echo: hello"}]
+    session_id = await request_session(client, None)
+    assert await utter(client, "hello", session_id) == [{"text": "echo: hello"}]
 
 
 async def test_buttons_arrive_as_quick_replies(client: socketio.AsyncClient) -> None:
-    await request_session(client, "session-2")
-    [message] = await utter(client, "/buttons", "session-2")
+    session_id = await request_session(client, None)
+    [message] = await utter(client, "/buttons", session_id)
     assert message["text"] == "Cancel it?"
     assert [(b["title"], b["payload"]) for b in message["quick_replies"]] == [
         ("Yes, cancel it", "/affirm"), ("No, keep it", "/deny")]
 
 
 async def test_a_new_connection_continues_the_session(server: str) -> None:
+    session_id, senders = None, []
     for attempt in range(2):  # a page reload: a new socket with the stored session id
-        sio = socketio.AsyncClient(reconnection=False)
-        await sio.connect(server, socketio_path=DEFAULT_SOCKETIO_PATH,
-                          transports=["polling"])
+        sio = await connect(server)
         try:
-            assert await request_session(sio, "session-3") == "session-3"
-            assert await utter(sio, f"try {attempt}", "session-3") == [
+            confirmed = await request_session(sio, session_id)
+            assert session_id is None or confirmed == session_id
+            session_id = confirmed
+            assert await utter(sio, f"try {attempt}", session_id) == [
                 {"text": f"echo: try {attempt}"}]
+            senders.append((await whoami(sio, session_id))["sender"])
         finally:
             await sio.disconnect()
+    # One Rasa conversation, named in the channel's namespace, without the signature.
+    assert senders[0] == senders[1] == f"webchat:{session_id.partition('.')[0]}"
+
+
+async def test_messages_are_from_the_webchat_channel(client: socketio.AsyncClient) -> None:
+    session_id = await request_session(client, None)
+    seen = await whoami(client, session_id, metadata={"page": "/checkout"})
+    assert seen["channel"] == "webchat"
+    assert seen["metadata"] == {"page": "/checkout"}  # anonymous: no verified_identity
 
 
 # -- configuration ------------------------------------------------------------------------
 
 
-def test_from_credentials_defaults() -> None:
+def test_from_credentials_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SHOP_IDENTITY_SECRET", raising=False)
     channel = WebChatInput.from_credentials(None)
     assert isinstance(channel, WebChatInput)
     assert channel.name() == "webchat" and channel.url_prefix() == "webchat"
@@ -262,6 +324,8 @@ def test_from_credentials_defaults() -> None:
     assert channel.socketio_path == DEFAULT_SOCKETIO_PATH
     assert (channel.user_message_evt, channel.bot_message_evt) == ("user_uttered",
                                                                    "bot_uttered")
+    assert channel.identity == IdentityPolicy(secret=None, require_token=False)
+    assert channel.allowed_origins == ()
 
 
 def test_credentials_yml_registers_the_channel() -> None:
@@ -273,7 +337,7 @@ def test_credentials_yml_registers_the_channel() -> None:
 
 # -- untrusted socket.io payloads ---------------------------------------------------------
 
-SESSION = "session-odd"
+SESSION = "<the confirmed session id>"  # replaced by the session the test requested
 ODD_PAYLOADS = {
     "extra fields": ({"message": "hi", "session_id": SESSION, "foo": {"bar": [1]},
                       "__proto__": {"admin": True}}, "echo: hi"),
@@ -293,11 +357,22 @@ ODD_PAYLOADS = {
 }
 
 
+def with_session(payload: Any, session_id: str) -> Any:
+    """``payload`` with :data:`SESSION` replaced by ``session_id``."""
+    if payload == SESSION:
+        return session_id
+    if isinstance(payload, dict):
+        return {key: with_session(value, session_id) for key, value in payload.items()}
+    if isinstance(payload, (list, tuple)):
+        return type(payload)(with_session(value, session_id) for value in payload)
+    return payload
+
+
 @pytest.mark.parametrize("name", list(ODD_PAYLOADS))
 async def test_unexpected_payloads_are_ignored_and_the_session_goes_on(
         client: socketio.AsyncClient, name: str) -> None:
-    payload, expected = ODD_PAYLOADS[name]
-    await request_session(client, SESSION)
+    session_id = await request_session(client, None)
+    payload, expected = with_session(ODD_PAYLOADS[name], session_id)
     answers: asyncio.Queue[dict] = asyncio.Queue()
     client.on("bot_uttered", answers.put_nowait)
 
@@ -311,7 +386,7 @@ async def test_unexpected_payloads_are_ignored_and_the_session_goes_on(
             await asyncio.wait_for(answers.get(), 1)
     else:
         assert (await asyncio.wait_for(answers.get(), 10))["text"] == expected
-    assert await utter(client, "still there?", SESSION) == [{"text": "echo: still there?"}]
+    assert await utter(client, "still there?", session_id) == [{"text": "echo: still there?"}]
 
 
 async def test_a_message_before_any_session_request_is_ignored(

@@ -11,15 +11,17 @@ from rasa.shared.exceptions import InvalidConfigException
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from nlu_components.transformer_intent_classifier import (
+from nlu_components.intent_output import (
     GIBBERISH_SHARE,
-    IntentClassifierConfig,
-    TransformerIntentClassifier,
     apply_unknown,
     gibberish_share,
     label_mismatch,
     to_rasa_intent,
     unknown_reason,
+)
+from nlu_components.transformer_intent_classifier import (
+    IntentClassifierConfig,
+    TransformerIntentClassifier,
 )
 from tests.nlu_components.conftest import CASES, intent_training_data
 from training.ood import METHODS

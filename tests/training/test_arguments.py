@@ -18,6 +18,7 @@ from training.exceptions import ArgumentsError
         ("batch_size", 0, "use 1 or more"),
         ("eval_batch_size", -1, "use 1 or more"),
         ("max_length", 4, "between 8 and"),
+        ("max_length", 513, "between 8 and 512, the encoder's position limit"),
         ("warmup_ratio", 1.0, r"fraction in \[0, 1\)"),
         ("weight_decay", -0.1, "0 or more"),
         ("dropout", 1.0, r"fraction in \[0, 1\)"),
@@ -58,3 +59,21 @@ def test_arguments_are_frozen() -> None:
 
     with pytest.raises(AttributeError):
         args.epochs = 1  # type: ignore[misc]
+
+
+def test_max_length_bounds_are_the_encoders_position_limit() -> None:
+    from training.arguments import MAX_LENGTH_MAX, MAX_LENGTH_MIN
+
+    assert TrainArguments(max_length=MAX_LENGTH_MAX).max_length == 512
+    assert TrainArguments(max_length=MAX_LENGTH_MIN).max_length == 8
+
+
+def test_data_arguments_record_as_json_ready_values(tmp_path: Path) -> None:
+    data = DataArguments(path=tmp_path / "train.csv", test_path=tmp_path / "test.csv",
+                         label_map={"0": "negative"})
+
+    assert data.to_dict() == {
+        "path": str(tmp_path / "train.csv"), "format": "auto", "text_column": "text",
+        "label_column": "label", "label_map": {"0": "negative"},
+        "test_path": str(tmp_path / "test.csv"), "validation_split": 0.1,
+        "validation_path": None, "intensity_column": None}

@@ -17,13 +17,14 @@ import torch
 
 from tests.conftest import SENTIMENT_TEMPLATES, TINY_TRAINING, synthetic_pairs
 from training.arguments import DataArguments, TrainArguments
+from training.artifact import ARTIFACT_FILE, INTENSITY_HEAD_FILE, OUT_OF_SCOPE_FILE
 from training.calibration import softmax
 from training.data import LabelledTexts
 from training.export import export_onnx
-from training.model import ARTIFACT_FILE, INTENSITY_HEAD_FILE, OUT_OF_SCOPE_FILE
+from training.fitting import TokenizedDataset
 from training.ood import DEFAULT_METHOD
 from training.predict import Predictor
-from training.trainer import ClassifierTrainer, TokenizedDataset, TrainResult
+from training.trainer import ClassifierTrainer, TrainResult
 
 INTENSITY_LEVELS = {"negative": "3", "neutral": "0", "positive": "2"}
 SENTIMENT_TEXTS = ["this is terrible 5", "awful service 12", "i am angry 3",

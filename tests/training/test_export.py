@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from training.artifact import onnx_path
 from training.exceptions import ArtifactError
-from training.export import export_onnx, onnx_path
+from training.export import export_onnx
 from training.predict import Predictor
 
 TEXTS = ["where is my order 1234", "refund please 77", "hello there", "", "x" * 5000,

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from training import artifact as artifact_module
 from training import model as model_module
+from training.artifact import ARTIFACT_FILE, HEAD_FILE, ArtifactInfo
 from training.exceptions import ArtifactError, NotAModelError
-from training.model import ARTIFACT_FILE, HEAD_FILE, ArtifactInfo
 
 
 @pytest.fixture
@@ -34,7 +35,7 @@ def test_check_checkpoint_names_what_is_missing(tmp_path: Path, files, message) 
             (path / name).write_text("{}")
 
     with pytest.raises(NotAModelError, match=message):
-        model_module.check_checkpoint(path)
+        artifact_module.check_checkpoint(path)
 
 
 def test_build_model_refuses_a_directory_that_is_not_a_model(tmp_path: Path) -> None:
@@ -87,7 +88,7 @@ def test_artifact_json_records_the_contract(tiny_artifact: Path) -> None:
     data = json.loads((tiny_artifact / ARTIFACT_FILE).read_text())
 
     assert data["max_length"] == 32
-    assert data["format_version"] == model_module.FORMAT_VERSION
+    assert data["format_version"] == artifact_module.FORMAT_VERSION
     assert len(data["data_fingerprint"]) == 64
     assert set(data["versions"]) == {"python", "torch", "transformers"}
     assert data["training_arguments"]["learning_rate"] == 3e-3

@@ -69,3 +69,20 @@ def test_safe_from_several_threads(predictor: Predictor) -> None:
 
 def test_empty_batch(predictor: Predictor) -> None:
     assert predictor.predict([]) == []
+
+
+def test_threads_are_set_by_one_process_wide_function(tiny_artifact: Path, monkeypatch) -> None:
+    import torch
+
+    from training import predict
+
+    configure_threads = predict.configure_threads
+    calls = []
+    monkeypatch.setattr(predict, "configure_threads", calls.append)
+
+    predict.Predictor.load(tiny_artifact, device="cpu", num_threads=3)
+
+    assert calls == [3]
+    before = torch.get_num_threads()
+    configure_threads(None)  # None keeps the library's choice
+    assert torch.get_num_threads() == before

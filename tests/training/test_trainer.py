@@ -8,6 +8,7 @@ import torch
 
 from training import trainer as trainer_module
 from training.data import LabelledTexts
+from training.fitting import class_weights
 from training.exceptions import DataError, OutputExistsError
 from training.predict import Predictor
 
@@ -57,7 +58,7 @@ def test_no_validation_split_trains_on_everything(train_tiny) -> None:
 def test_class_weights_are_inverse_frequency() -> None:
     dataset = LabelledTexts(("a", "b", "c", "d"), ("x", "x", "x", "y"))
 
-    weights = trainer_module.class_weights(dataset, ["x", "y"])
+    weights = class_weights(dataset, ["x", "y"])
 
     assert weights.mean().item() == pytest.approx(1.0)
     assert weights[1] / weights[0] == pytest.approx(3.0)
@@ -90,3 +91,37 @@ def test_existing_output_needs_overwrite(train_tiny, tmp_path: Path) -> None:
 
     train_tiny(output_dir=output, overwrite=True, epochs=1)
     assert not (output / "keep.txt").exists()
+
+
+def test_steps_run_as_functions_of_their_inputs(write_csv, tmp_path: Path) -> None:
+    from training.arguments import DataArguments, TrainArguments
+
+    data_file = write_csv([(f"where is my order {i}", "order_status") for i in range(10)]
+                          + [(f"hello there {i}", "greet") for i in range(10)])
+    data_args = DataArguments(path=data_file, validation_split=0.2)
+    args = TrainArguments(output_dir=tmp_path / "out", device="cpu")
+
+    data = trainer_module.load_data(data_args, args)
+    sets = trainer_module.split(data, validation_split=0.2, seed=args.seed)
+
+    assert data.labels == ("greet", "order_status")
+    assert len(sets.train) + len(sets.validation) == len(data.dataset) == 20
+    assert set(sets.validation.labels) == {"greet", "order_status"}
+    assert trainer_module.label_ids(data.labels, sets.validation).tolist() == [
+        data.labels.index(label) for label in sets.validation.labels]
+    info = trainer_module.describe(data_args, args, "base", data)
+    assert info.training_arguments["data"] == data_args.to_dict()
+    assert info.data_fingerprint == data.dataset.fingerprint()
+
+
+def test_what_a_run_produced_is_there_only_after_it(tmp_path: Path) -> None:
+    from training.arguments import DataArguments, TrainArguments
+
+    trainer = trainer_module.ClassifierTrainer(
+        DataArguments(path=tmp_path / "none.csv"),
+        TrainArguments(output_dir=tmp_path / "out", base_model="unused", device="cpu"))
+
+    with pytest.raises(RuntimeError, match=r"run\(\) has not finished"):
+        trainer.predictor()
+    with pytest.raises(RuntimeError, match=r"run\(\) has not finished"):
+        _ = trainer.labels

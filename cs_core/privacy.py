@@ -1,9 +1,11 @@
 """Personal data (e-mails, phone numbers, card-like numbers) masked in log records.
 
 Customer messages reach the logs through error messages, sender ids and Rasa's
-debug output. ``install()`` puts ``PersonalDataFilter`` on the root logger's
-handlers, so every record that is written passes through ``mask_personal_data``.
-Order numbers (5 digits), dates and tracking numbers are left alone.
+debug output. Each server's start-up hook calls ``mask_all_records()``, which
+masks every record when it is created, whichever handlers the server's logging
+set-up adds later; ``install()`` puts ``PersonalDataFilter`` on one logger's
+existing handlers instead. Order numbers (5 digits), dates and tracking numbers
+are left alone.
 """
 
 from __future__ import annotations
@@ -38,17 +40,22 @@ def mask_personal_data(text: str) -> str:
     return _NUMBER.sub(_mask_number, _EMAIL.sub("<email>", text))
 
 
+def mask_record(record: logging.LogRecord) -> None:
+    """Rewrites a record's message with ``mask_personal_data``, in place."""
+    try:
+        message = record.getMessage()
+    except (TypeError, ValueError):  # a malformed record is logged as it is
+        return
+    masked = mask_personal_data(message)
+    if masked != message:
+        record.msg, record.args = masked, None
+
+
 class PersonalDataFilter(logging.Filter):
     """Rewrites a record's message with ``mask_personal_data`` before it is written."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except (TypeError, ValueError):  # a malformed record is logged as it is
-            return True
-        masked = mask_personal_data(message)
-        if masked != message:
-            record.msg, record.args = masked, None
+        mask_record(record)
         return True
 
 
@@ -57,3 +64,27 @@ def install(logger: logging.Logger | None = None) -> None:
     for handler in (logger or logging.getLogger()).handlers:
         if not any(isinstance(f, PersonalDataFilter) for f in handler.filters):
             handler.addFilter(PersonalDataFilter())
+
+
+def mask_all_records() -> None:
+    """Masks personal data in every log record this process creates, once.
+
+    Process-wide (a log record factory), so only the servers' start-up hooks
+    call it: it holds whatever handlers Rasa, Sanic or rasa-sdk install later.
+    """
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "masks_personal_data", False):
+        return
+
+    def factory(*args: object, **kwargs: object) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        mask_record(record)
+        return record
+
+    factory.masks_personal_data = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+
+
+def masks_all_records() -> bool:
+    """Whether ``mask_all_records`` has run in this process."""
+    return bool(getattr(logging.getLogRecordFactory(), "masks_personal_data", False))

@@ -4,8 +4,10 @@ against a loopback action server that is slow or answers 500."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,8 +20,8 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import InvalidConfigException, RasaException
 from rasa.utils.endpoints import EndpointConfig
 
-from nlu_components import ActionFailurePolicy
-from nlu_components.action_failure_policy import failed_action, judged_actions
+from nlu_components import ActionFailurePolicy, startup
+from nlu_components.policies.action_failure import failed_action, judged_actions
 from tests.served import serve_on_loopback
 
 DOMAIN_YAML = """
@@ -52,10 +54,14 @@ JUDGED = judged_actions(DOMAIN.user_actions, DOMAIN.form_names, ["action_quiet"]
 
 
 @pytest.fixture(autouse=True)
-def _restore_rasa_timeout(monkeypatch) -> None:
-    # The policy sets Rasa's module constant; put it back after each test.
+def _restore_rasa_timeout(monkeypatch) -> Iterator[None]:
+    # The start-up hook sets Rasa's module constant; put it back after each test.
     monkeypatch.setattr(rasa_action, "DEFAULT_REQUEST_TIMEOUT",
                         rasa_action.DEFAULT_REQUEST_TIMEOUT)
+    # ... and its log masking, which is process-wide too.
+    previous = logging.getLogRecordFactory()
+    yield
+    logging.setLogRecordFactory(previous)
 
 
 @pytest.fixture
@@ -147,10 +153,42 @@ def test_quiet_actions_come_from_config(make_policy) -> None:
     assert predicted(make_policy(quiet_actions=["action_order_status"]), tracker) is None
 
 
-def test_creating_the_policy_sets_rasas_action_timeout(make_policy) -> None:
+def test_creating_the_policy_leaves_rasas_action_timeout_alone(make_policy) -> None:
+    before = rasa_action.DEFAULT_REQUEST_TIMEOUT
     make_policy(action_timeout=3)
 
+    assert rasa_action.DEFAULT_REQUEST_TIMEOUT == before
+
+
+@pytest.mark.parametrize("name", ["nlu_components.ActionFailurePolicy",
+                                  "nlu_components.policies.ActionFailurePolicy"])
+def test_the_startup_hook_sets_rasas_action_timeout_from_config(tmp_path, name) -> None:
+    config = tmp_path / "config.yml"
+    config.write_text(f"policies:\n  - name: RulePolicy\n  - name: {name}\n"
+                      "    action_timeout: 3\n", encoding="utf-8")
+
+    startup.install(config)
+
     assert rasa_action.DEFAULT_REQUEST_TIMEOUT == 3.0
+
+
+def test_the_startup_hook_refuses_a_bad_timeout(tmp_path) -> None:
+    config = tmp_path / "config.yml"
+    config.write_text("policies:\n  - name: nlu_components.policies.ActionFailurePolicy\n"
+                      "    action_timeout: 0\n", encoding="utf-8")
+
+    with pytest.raises(InvalidConfigException, match="action_timeout"):
+        startup.install(config)
+
+
+def test_without_the_policy_the_startup_hook_keeps_rasas_wait(tmp_path) -> None:
+    config = tmp_path / "config.yml"
+    config.write_text("policies:\n  - name: RulePolicy\n", encoding="utf-8")
+    before = rasa_action.DEFAULT_REQUEST_TIMEOUT
+
+    startup.install(config)
+
+    assert rasa_action.DEFAULT_REQUEST_TIMEOUT == before
 
 
 @pytest.mark.parametrize(
@@ -193,7 +231,7 @@ async def _broken(request: web.Request) -> web.Response:
 @pytest.mark.parametrize("handler", [_slow, _broken], ids=["slow", "500"])
 async def test_rasa_gives_up_on_the_action_server_within_the_timeout(make_policy,
                                                                      handler) -> None:
-    make_policy(action_timeout=1)
+    startup.set_action_timeout(1)
     runner, url = await _serve(handler)
     action = rasa_action.RemoteAction("action_order_status", EndpointConfig(url))
     tracker = tracker_with()

@@ -7,7 +7,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.dingtalk import DingTalkMessage, DingTalkPayloadError, parse_payload
+from bot.dingtalk.message import DingTalkMessage, DingTalkPayloadError, parse_payload
 
 KEYS = ["msgtype", "text", "msgId", "createAt", "conversationType", "conversationId",
         "senderId", "senderNick", "senderStaffId", "sessionWebhook",

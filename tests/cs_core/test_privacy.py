@@ -5,7 +5,13 @@ import logging
 
 import pytest
 
-from actions.privacy import PersonalDataFilter, install, mask_personal_data
+from cs_core.privacy import (
+    PersonalDataFilter,
+    install,
+    mask_all_records,
+    mask_personal_data,
+    masks_all_records,
+)
 
 
 @pytest.mark.parametrize(
@@ -47,3 +53,24 @@ def test_installed_filter_masks_what_handlers_write() -> None:
     assert "conversation <phone>: mail <email>" in written
     assert "901820" not in written and "a@b.example" not in written
     assert sum(isinstance(f, PersonalDataFilter) for f in handler.filters) == 1
+
+
+def test_mask_all_records_masks_handlers_added_later() -> None:
+    previous = logging.getLogRecordFactory()
+    stream = io.StringIO()
+    logger = logging.getLogger("privacy-factory-test")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    try:
+        logging.setLogRecordFactory(logging.LogRecord)
+        mask_all_records()
+        mask_all_records()  # idempotent: one wrapper
+        assert masks_all_records()
+        handler = logging.StreamHandler(stream)  # added after the hook ran
+        logger.addHandler(handler)
+        logger.info("card %s for %s", "4111 1111 1111 1111", "jo@example.com")
+        logger.removeHandler(handler)
+    finally:
+        logging.setLogRecordFactory(previous)
+
+    assert stream.getvalue().strip() == "card <card> for <email>"

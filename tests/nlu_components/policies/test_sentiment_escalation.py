@@ -16,7 +16,8 @@ from nlu_components import SentimentEscalationPolicy
 
 DOMAIN_YAML = """
 version: "3.1"
-intents: [greet, order_status, complaint, request_human, deny]
+intents: [greet, order_status, complaint, request_human, deny, continue_with_bot,
+          EXTERNAL_ticket_closed, EXTERNAL_handoff_timeout]
 slots:
   handoff:
     type: bool
@@ -132,6 +133,34 @@ def test_after_a_handoff_every_message_goes_to_the_ticket(make_policy) -> None:
     assert predicted(make_policy(), tracker) == "action_handoff_pending"
 
 
+@pytest.mark.parametrize("intent", ["continue_with_bot", "EXTERNAL_ticket_closed",
+                                    "EXTERNAL_handoff_timeout"])
+def test_messages_that_end_a_handoff_are_left_to_the_rules(make_policy, intent) -> None:
+    tracker = tracker_after(said("x", intent=intent, negative=None),
+                            extra=[SlotSet("handoff", True)])
+
+    assert predicted(make_policy(), tracker) is None
+
+
+def test_other_messages_during_a_handoff_still_go_to_the_ticket(make_policy) -> None:
+    # Only the configured release intents end it; "no" or an order question do not.
+    for intent in ("deny", "order_status", "request_human"):
+        tracker = tracker_after(said("x", intent=intent), extra=[SlotSet("handoff", True)])
+        assert predicted(make_policy(), tracker) == "action_handoff_pending", intent
+    tracker = tracker_after(said("x", intent="continue_with_bot"),
+                            extra=[SlotSet("handoff", True)])
+    assert predicted(make_policy(release_intents=[]), tracker) == "action_handoff_pending"
+
+
+def test_release_intents_change_nothing_outside_a_handoff(make_policy) -> None:
+    # Three negative turns escalate whatever the last one's intent, as before.
+    tracker = tracker_after(said("a", negative=NEG), said("b", negative=NEG),
+                            said("c", intent="continue_with_bot", negative=NEG))
+    assert predicted(make_policy(), tracker) == "action_handoff"
+    tracker = tracker_after(said("x", intent="EXTERNAL_ticket_closed", negative=None))
+    assert predicted(make_policy(), tracker) is None
+
+
 @pytest.mark.parametrize("action", ["action_handoff", "action_handoff_pending"])
 def test_listens_after_its_actions(make_policy, action) -> None:
     tracker = tracker_after(said("x"), extra=[ActionExecuted(action)])
@@ -166,6 +195,7 @@ def test_thresholds_come_from_config(make_policy) -> None:
     ("key", "value"),
     [("strong_intensity", 2), ("strong_intensity", "high"), ("negative_turns", 0),
      ("negative_turns", 1.5), ("negative_score", 0), ("skip_intents", "complaint"),
+     ("release_intents", "continue_with_bot"), ("release_intents", [1]),
      ("handoff_action", 3), ("priority", "7")])
 def test_bad_config_names_key_and_value(make_policy, key, value) -> None:
     with pytest.raises(InvalidConfigException, match=key):

@@ -9,11 +9,12 @@ action or form that produced nothing) and predicts a response such as
 lost: the tracker keeps the user's message, and the next message is handled
 normally.
 
-It also bounds how long Rasa waits for the action server. Rasa 3.6 waits five
-minutes (``rasa.core.constants.DEFAULT_REQUEST_TIMEOUT``, which endpoints.yml
-cannot change); the policy's ``action_timeout`` replaces that wait for the
-process that loads the model, so a hung action server costs the customer
-seconds, not minutes.
+Its ``action_timeout`` also bounds how long Rasa waits for the action server.
+Rasa 3.6 waits five minutes (``rasa.core.constants.DEFAULT_REQUEST_TIMEOUT``,
+which endpoints.yml cannot change); the Rasa server's start-up hook
+(``nlu_components.startup.install``, run by ``python -m bot.serve``) reads this
+option from ``config.yml`` and replaces that wait for the whole process, so a
+hung action server costs the customer seconds, not minutes.
 
 Every custom action of the domain must say something or set something when it
 succeeds; list those that may legitimately end with no events in
@@ -28,10 +29,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from rasa.core.policies.policy import PolicyPrediction
-from rasa.engine.graph import ExecutionContext
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
-from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.core.constants import ACTION_LISTEN_NAME
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, Event
@@ -39,7 +38,7 @@ from rasa.shared.core.generator import TrackerWithCachedStates
 from rasa.shared.core.trackers import DialogueStateTracker
 
 from nlu_components import _shared
-from nlu_components._policy import ConfiguredPolicy
+from nlu_components.policies.base import ConfiguredPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +49,17 @@ RASA_ACTION_TIMEOUT = 300
 
 @dataclass(frozen=True)
 class ActionFailureConfig:
-    """The policy's options (see ``get_default_config`` for their meaning)."""
+    """The policy's options.
+
+    Attributes:
+        response: What the customer hears when an action failed (a domain
+            response, so it needs no action server).
+        action_timeout: Seconds Rasa waits for the action server (Rasa 3.6
+            itself: 300); applied by the start-up hook.
+        quiet_actions: Custom actions that may succeed without any event; not judged.
+        priority: Above SentimentEscalationPolicy (7) and RulePolicy (6), so a
+            failed hand-over is reported too.
+    """
 
     response: str = "utter_action_failed"
     action_timeout: float = 20.0
@@ -103,19 +112,6 @@ def failed_action(events: Sequence[Event], judged: frozenset[str]) -> str | None
     return None
 
 
-def set_action_timeout(seconds: float) -> None:
-    """Makes Rasa's calls to the action server give up after ``seconds``.
-
-    ``RemoteAction.run`` reads the module constant at call time; this is the
-    only place a configured value can reach it in Rasa 3.6.
-    """
-    import rasa.core.actions.action as rasa_action
-
-    if rasa_action.DEFAULT_REQUEST_TIMEOUT != seconds:
-        rasa_action.DEFAULT_REQUEST_TIMEOUT = seconds
-        logger.info("calls to the action server time out after %s s", seconds)
-
-
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.POLICY_WITHOUT_END_TO_END_SUPPORT,
                           is_trainable=True)
 class ActionFailurePolicy(ConfiguredPolicy):
@@ -124,32 +120,10 @@ class ActionFailurePolicy(ConfiguredPolicy):
     NAME = NAME
     CONFIG = ActionFailureConfig
 
-    @staticmethod
-    def get_default_config() -> dict[str, Any]:
-        return {
-            # What the customer hears when an action failed (a domain response,
-            # so it needs no action server).
-            "response": "utter_action_failed",
-            # Seconds Rasa waits for the action server (Rasa 3.6 itself: 300).
-            "action_timeout": 20,
-            # Custom actions that may succeed without any event; not judged.
-            "quiet_actions": [],
-            # Above SentimentEscalationPolicy (7) and RulePolicy (6): a failed
-            # hand-over is reported too.
-            "priority": 8,
-        }
-
-    def __init__(self, config: dict[str, Any], model_storage: ModelStorage, resource: Resource,
-                 execution_context: ExecutionContext, featurizer: Any = None) -> None:
-        super().__init__(config, model_storage, resource, execution_context, featurizer)
-        set_action_timeout(self.settings.action_timeout)
-
     def train(self, training_trackers: list[TrackerWithCachedStates], domain: Domain,
               **kwargs: Any) -> Resource:
         """Nothing to learn; checks that the domain has the response."""
-        if self.settings.response not in domain.action_names_or_texts:
-            raise _shared.invalid(NAME, "response", self.settings.response,
-                                  "add the response to domain.yml")
+        self._check_domain(domain, actions=("response",))
         return self._resource
 
     def predict_action_probabilities(self, tracker: DialogueStateTracker, domain: Domain,

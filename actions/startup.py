@@ -1,0 +1,16 @@
+"""The action server's start-up hook: every process-wide setting, in one place.
+
+``install()`` runs once, before rasa-sdk loads the actions, from the launcher
+``python -m actions`` (``make run`` and the tests use it). It masks e-mails,
+phone and card numbers in every log record of the process (``cs_core.privacy``).
+Importing ``actions`` changes no process-wide state.
+"""
+
+from __future__ import annotations
+
+from cs_core.privacy import mask_all_records
+
+
+def install() -> None:
+    """Applies the action server's process-wide settings (idempotent)."""
+    mask_all_records()

@@ -156,7 +156,7 @@ def stored_vs_sent(tracker_db: Path, sent: dict[str, list[str]]) -> tuple[int, i
         for sender, texts in sent.items():
             stored = [json.loads(row[0]).get("text") for row in database.execute(
                 "SELECT data FROM events WHERE sender_id = ? AND type_name = 'user' "
-                "ORDER BY id", (sender,))]
+                "ORDER BY id", (f"rest:{sender}",))]
             matched = sum(block.size for block in difflib.SequenceMatcher(
                 None, texts, stored, autojunk=False).get_matching_blocks())
             lost += len(texts) - matched
@@ -167,6 +167,8 @@ def stored_vs_sent(tracker_db: Path, sent: dict[str, list[str]]) -> tuple[int, i
 def interleaved_turns(tracker_db: Path, senders: list[str]) -> int:
     """User messages not followed by a bot message before the next user message.
 
+    The REST channel stores each conversation under ``rest:<sender>`` (bot/trust.py).
+
     Each turn ends with the bot's answer when turns of one conversation are
     processed one at a time, which the lock store guarantees.
     """
@@ -175,7 +177,7 @@ def interleaved_turns(tracker_db: Path, senders: list[str]) -> int:
         for sender in senders:
             kinds = [row[0] for row in database.execute(
                 "SELECT type_name FROM events WHERE sender_id = ? AND type_name IN "
-                "('user', 'bot') ORDER BY id", (sender,))]
+                "('user', 'bot') ORDER BY id", (f"rest:{sender}",))]
             answered = [kind == "bot" for previous, kind in zip(kinds, kinds[1:])
                         if previous == "user"]
             interleaved += answered.count(False) + (1 if kinds and kinds[-1] == "user" else 0)

@@ -26,8 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from training.evaluation import compute_metrics  # noqa: E402
 from training.artifact import ONNX_DIR, onnx_path  # noqa: E402
+from training.evaluation import compute_metrics  # noqa: E402
 from training.export import export_onnx  # noqa: E402
 from training.predict import Predictor  # noqa: E402
 

@@ -83,8 +83,8 @@ for _ in $(seq 1 180); do
 
 The assistant is up (Ctrl+C stops it):
   web chat:  $ORIGIN/webhooks/webchat/
-  chat API:  curl -s localhost:$RASA_PORT/webhooks/rest/webhook -d '{"sender": "me", "message": "where is my order 12345?"}'
-  parse API: curl -s "localhost:$RASA_PORT/model/parse?token=\$(cat $TOKEN_FILE)" -d '{"text": "where is my order 12345?"}'
+  chat API:  curl -s localhost:$RASA_PORT/webhooks/rest/webhook -H 'Content-Type: application/json' -d '{"sender": "me", "message": "where is my order 12345?"}'
+  parse API: curl -s "localhost:$RASA_PORT/model/parse?token=\$(cat $TOKEN_FILE)" -H 'Content-Type: application/json' -d '{"text": "where is my order 12345?"}'
              (the HTTP API needs the token in $TOKEN_FILE, or RASA_TOKEN when you set one)
   shop data: shop.db (SQLite; tickets are in its tickets table)
   actions:   http://127.0.0.1:$ACTIONS_PORT/health (localhost only)

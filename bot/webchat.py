@@ -33,7 +33,7 @@ import json
 import logging
 import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -270,7 +270,7 @@ class IdentityPolicy:
         require_token: Whether sessions without a token are refused.
     """
 
-    secret: str | None = None
+    secret: str | None = field(default=None, repr=False)  # never in logs or tracebacks
     require_token: bool = False
 
     def customer(self, token: Any, now: float | None = None) -> str | None:
@@ -410,6 +410,9 @@ class WebChatInput(SocketIOInput):
             allowed_origins: Origins besides the server's own whose pages may
                 connect (normalised with :func:`normalise_origin`).
             **socketio_options: Further options of Rasa's ``SocketIOInput``.
+
+        Raises:
+            ValueError: An entry of ``allowed_origins`` is not an origin.
         """
         super().__init__(socketio_path=socketio_path, session_persistence=session_persistence,
                          **socketio_options)
@@ -417,7 +420,11 @@ class WebChatInput(SocketIOInput):
         self.sessions = SessionSigner(session_secret if session_secret is not None
                                       else _random_secret())
         self.identity = identity or IdentityPolicy()
-        self.allowed_origins = tuple(o for o in map(normalise_origin, allowed_origins) if o)
+        origins = [(origin, normalise_origin(origin)) for origin in allowed_origins]
+        wrong = [origin for origin, normalised in origins if normalised is None]
+        if wrong:
+            raise ValueError(f"not origins (scheme://host[:port]): {wrong}")
+        self.allowed_origins = tuple(dict.fromkeys(normalised for _, normalised in origins))
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]
                   ) -> SocketBlueprint:
@@ -436,6 +443,8 @@ class WebChatInput(SocketIOInput):
         # check off; a callable makes engineio check every handshake (and set the
         # CORS headers) for the server's own origin and the configured ones.
         sio.eio.cors_allowed_origins = self.origin_allowed
+        # The chat uses no cookies: other origins' pages get no credentialed access.
+        sio.eio.cors_credentials = False
         sio.on("session_request", namespace=self.namespace)(self._session_request(sio))
         sio.on(self.user_message_evt, namespace=self.namespace)(
             self._user_uttered(sio, on_new_message))

@@ -24,6 +24,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SENTIMENT_MODEL = ROOT / "assets" / "sentiment"  # shipped (benchmarks/sentiment_v2.py)
+# The shop's secret for signed customer tokens (bot/identity.py) in the served tests.
+IDENTITY_SECRET = "served-tests-identity-secret-0123456789abcdef"
 ENV = os.environ | {"RASA_TELEMETRY_ENABLED": "false", "HF_HUB_OFFLINE": "1",
                     "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
@@ -123,7 +125,8 @@ def start_rasa(model: Path, port: int, endpoints: Path, token: str,
             [str(BIN / "python"), "-m", "bot.serve", "--enable-api",
              "--interface", "127.0.0.1", "--port", str(port), "--model", str(model),
              "--endpoints", str(endpoints), "--credentials", "credentials.yml"],
-            cwd=ROOT, env=ENV | {"RASA_TOKEN": token}, stdout=out, stderr=subprocess.STDOUT)
+            cwd=ROOT, env=ENV | {"RASA_TOKEN": token, "SHOP_IDENTITY_SECRET": IDENTITY_SECRET},
+            stdout=out, stderr=subprocess.STDOUT)
 
 
 def stop(*processes: subprocess.Popen) -> None:

@@ -93,11 +93,12 @@ def test_rest_conversation_for_order_status(served: dict) -> None:
     assert "Order 12345" in answered[-1]["text"] and "shipped" in answered[-1]["text"]
     with sqlite3.connect(served["database"]) as database:
         texts = [json.loads(row[0]).get("text") for row in database.execute(
-            "SELECT data FROM events WHERE sender_id = ? AND type_name = 'user'", (sender,))]
+            "SELECT data FROM events WHERE sender_id = ? AND type_name = 'user'",
+            (f"rest:{sender}",))]
     assert texts == ["hi", "what's the status of my order?", "it's 12345", "alex@example.com"]
     # Nothing but the asked-for answers: no ticket, no hand-over on the way.
     assert query(served["shop"], "SELECT COUNT(*) FROM tickets WHERE sender_id = ?",
-                 sender) == [(0,)]
+                 f"rest:{sender}") == [(0,)]
 
 
 @pytest.mark.parametrize("suffix", ["", "?token=wrong"])
@@ -147,7 +148,7 @@ def test_three_angry_turns_escalate_with_a_ticket(served: dict) -> None:
     assert "Order 12345" in answers[0] and "JD014600006281" in answers[1]
     [(reference, reason, priority, history)] = query(
         served["shop"], "SELECT reference, reason, priority, sentiment_history "
-        "FROM tickets WHERE sender_id = ?", sender)
+        "FROM tickets WHERE sender_id = ?", f"rest:{sender}")
     assert reference in answers[3] and reason == "persistently_negative"
     assert priority == "high"
     labels = [turn["label"] for turn in json.loads(history)]
@@ -170,7 +171,7 @@ def test_complaint_is_routed_through_model_parse(served: dict) -> None:
     assert "what went wrong" in asked
     [(reference, department, routed, order_id)] = query(
         served["shop"], "SELECT reference, department, routed, order_id FROM tickets "
-        "WHERE sender_id = ?", sender)
+        "WHERE sender_id = ?", f"rest:{sender}")
     assert reference in filed
     assert routed == 1 and department != "unrouted"
     assert order_id == "55120"

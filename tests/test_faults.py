@@ -129,7 +129,8 @@ def say(faulty: dict, sender: str, message: str) -> str:
 
 
 def user_texts(faulty: dict, sender: str) -> list[str]:
-    tracker = json.loads(get(f"{faulty['url']}/conversations/{sender}/tracker"
+    # REST conversations are namespaced (bot/trust.py); Sanic wants the ":" unencoded.
+    tracker = json.loads(get(f"{faulty['url']}/conversations/rest:{sender}/tracker"
                              f"?token={faulty['servers']['token']}"))
     return [event["text"] for event in tracker["events"] if event["event"] == "user"]
 

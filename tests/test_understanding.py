@@ -120,7 +120,7 @@ def test_unknown_input_offers_a_human_then_hands_over(served: dict) -> None:
     assert "talk to a human colleague" in second
     assert "bring in a colleague" in third and "ticket" in third
     [(reason,)] = query(served["shop"], "SELECT reason FROM tickets WHERE sender_id = ?",
-                        sender)
+                        f"rest:{sender}")
     assert reason == "unknown_input"
 
 
@@ -132,6 +132,6 @@ def test_one_furious_message_escalates_at_once(served: dict) -> None:
     assert "ticket" in answer
     [(reason, priority, history)] = query(
         served["shop"], "SELECT reason, priority, sentiment_history FROM tickets "
-        "WHERE sender_id = ?", sender)
+        "WHERE sender_id = ?", f"rest:{sender}")
     assert (reason, priority) == ("strongly_negative", "urgent")
     assert json.loads(history)[-1]["intensity"] >= 0.5

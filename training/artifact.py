@@ -140,7 +140,8 @@ class ArtifactInfo:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise ArtifactError(f"'{path}' is not valid JSON ({error}); retrain the model") from None
+            raise ArtifactError(
+                f"'{path}' is not valid JSON ({error}); retrain the model") from None
         if not isinstance(data, dict):
             raise ArtifactError(f"'{path}' must hold a JSON object")
         missing = [key for key in ("task", "labels", "max_length") if key not in data]

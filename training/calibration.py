@@ -70,7 +70,8 @@ def fit_temperature(logits: np.ndarray, labels: Sequence[int]) -> float:
     return float(round(np.exp((low + high) / 2), 4))
 
 
-def fit_isotonic(scores: Sequence[float], targets: Sequence[float]) -> tuple[list[float], list[float]]:
+def fit_isotonic(scores: Sequence[float], targets: Sequence[float]
+                 ) -> tuple[list[float], list[float]]:
     """A non-decreasing map from ``scores`` to ``targets`` (pool adjacent violators).
 
     Returns:

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import yaml
 
@@ -29,8 +29,22 @@ from training.exceptions import (
     first_line,
 )
 
-if TYPE_CHECKING:  # arguments imports this module (FORMATS): no cycle at run time
-    from training.arguments import DataArguments
+
+class DataOptions(Protocol):
+    """How a data file is read (``training.arguments.DataArguments`` is one); a
+    protocol, so that this module does not import the arguments, which import it."""
+
+    @property
+    def data_format(self) -> str: ...
+
+    @property
+    def text_column(self) -> str: ...
+
+    @property
+    def label_column(self) -> str: ...
+
+    @property
+    def label_map(self) -> Mapping[str, str] | None: ...
 
 logger = logging.getLogger(__name__)
 
@@ -282,11 +296,12 @@ def load_dataset(
     else:
         raise DataError(f"unknown data format '{data_format}'; use one of: {', '.join(FORMATS)}")
     if label_map:
-        dataset = LabelledTexts(dataset.texts, tuple(label_map.get(label, label) for label in dataset.labels))
+        dataset = LabelledTexts(dataset.texts,
+                                tuple(label_map.get(label, label) for label in dataset.labels))
     return dataset
 
 
-def load_labelled(path: Path, data_args: DataArguments, source: str) -> LabelledTexts:
+def load_labelled(path: Path, data_args: DataOptions, source: str) -> LabelledTexts:
     """Loads, label-maps and cleans one data file as the options say.
 
     Args:

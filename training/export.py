@@ -2,9 +2,9 @@
 
 ``export_onnx(artifact)`` traces the fine-tuned encoder and its head into
 ``<artifact>/onnx/model.int8.onnx`` (``training.artifact.onnx_path``; weights of
-the linear layers quantised to int8 by ONNX Runtime's ``quantize_dynamic``). ``training.predict.Predictor`` uses
-it when asked for the ``onnx`` backend. Needs the ``onnx`` package (export only;
-serving needs ``onnxruntime``).
+the linear layers quantised to int8 by ONNX Runtime's ``quantize_dynamic``).
+``training.predict.Predictor`` uses it when asked for the ``onnx`` backend. Needs
+the ``onnx`` package (export only; serving needs ``onnxruntime``).
 """
 
 from __future__ import annotations

@@ -181,8 +181,8 @@ def save_artifact(model: EncoderClassifier, tokenizer: Any, directory: str | Pat
     if model.intensity_head is not None:
         save_file(_cpu_state(model.intensity_head), str(directory / INTENSITY_HEAD_FILE))
     if ood_tensors:
-        save_file({name: torch.as_tensor(array).contiguous() for name, array in ood_tensors.items()},
-                  str(directory / OUT_OF_SCOPE_FILE))
+        save_file({name: torch.as_tensor(array).contiguous()
+                   for name, array in ood_tensors.items()}, str(directory / OUT_OF_SCOPE_FILE))
     info.write(directory)
     return directory
 

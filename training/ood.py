@@ -98,8 +98,8 @@ class OutOfScopeDetector:
                     means[label] = rows.mean(axis=0)
             centred = unit - means[labels]
             covariance = centred.T @ centred / max(len(unit) - 1, 1)
-            covariance = ((1 - SHRINKAGE) * covariance
-                          + SHRINKAGE * np.diag(np.diag(covariance)) + 1e-6 * np.eye(len(covariance)))
+            covariance = ((1 - SHRINKAGE) * covariance + SHRINKAGE * np.diag(np.diag(covariance))
+                          + 1e-6 * np.eye(len(covariance)))
             detector.tensors = {"means": means.astype(np.float32),
                                 "precision": np.linalg.inv(covariance).astype(np.float32)}
         elif method == "knn":

@@ -402,8 +402,8 @@
     state.ready = false;
     if (socket.connected) {
       requestSession(); // the server continues the session only for the same customer
-    } else {
-      socket.connect();
+    } else if (!socket.active) {
+      socket.connect(); // after a refusal; a connecting socket requests on "connect"
     }
   }
 

@@ -3,18 +3,10 @@ from __future__ import annotations
 import pytest
 
 from actions import escalation
-from actions.escalation import EscalationRules, sentiment_history, transcript
+from actions.escalation import sentiment_history, transcript
 from tests.actions.conftest import bot_event, user_event
 
-RULES = EscalationRules(strong_intensity=0.7, negative_score=0.5, negative_turns=3)
-N, U, P = "negative", "neutral", "positive"
-
-
-def turns(*moods: tuple) -> list[dict]:
-    """Turns from (label, negative score[, intensity])."""
-    return [{"label": mood[0], "negative": mood[1],
-             "intensity": mood[2] if len(mood) > 2 else None, "intent": "inform", "text": ""}
-            for mood in moods]
+N, U = "negative", "neutral"
 
 
 def test_history_and_transcript_from_events() -> None:

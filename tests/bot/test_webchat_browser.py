@@ -1,8 +1,9 @@
 """The web chat page (bot/webchat/) in a real headless Chromium, driven by Playwright.
 
 Slow: the conversation test talks to the real assistant (the session-scoped ``served``
-fixture trains it and runs ``rasa run`` with credentials.yml); the reconnection test
-restarts a small stand-in server that serves the page and echoes.
+fixture trains it and runs ``rasa run`` with credentials.yml); the other tests use a
+small stand-in server that serves the page and echoes (it restarts it to test
+reconnection, and frames the page in a stand-in shop to test customer tokens).
 
 Needs Debian's Chromium at /usr/bin/chromium (``make test`` installs it); without it
 the tests fail, unless ``ALLOW_NO_BROWSER=1`` is set, which skips them. Screenshots
@@ -115,9 +116,10 @@ def settle(page: Page, quiet_s: float = 2.0) -> int:
 
 
 def tracker_texts(served: dict, sender: str) -> list[str]:
-    """The user texts of ``sender``'s conversation, from Rasa's HTTP API."""
+    """The user texts of ``sender``'s conversation (a Rasa sender id), from Rasa's HTTP API."""
     query = f"?token={urllib.parse.quote(served['token'])}" if served.get("token") else ""
-    url = f"{served['url']}/conversations/{urllib.parse.quote(sender)}/tracker{query}"
+    # Sanic 21.12 does not decode route parameters: the namespace's ":" goes as it is.
+    url = f"{served['url']}/conversations/{urllib.parse.quote(sender, safe=':')}/tracker{query}"
     with urllib.request.urlopen(url, timeout=30) as response:
         tracker = json.loads(response.read())
     return [event.get("text") for event in tracker["events"] if event["event"] == "user"]
@@ -135,6 +137,14 @@ def test_conversation_in_the_browser(served: dict, page: Page) -> None:
         raise
 
 
+def prove_if_asked(page: Page, order: str, postcode: str) -> None:
+    """Answers the assistant's ownership question about ``order`` with ``postcode``."""
+    answer = bot_messages(page).filter(has_text=f"order {order}").last
+    expect(answer).to_be_visible(timeout=ANSWER_MS)
+    if "e-mail address on order" in answer.inner_text():
+        send(page, postcode)
+
+
 def converse(served: dict, page: Page) -> None:
     page.goto(served["url"] + PAGE)
     expect(page).to_have_title("Shopwise assistant")
@@ -142,11 +152,16 @@ def converse(served: dict, page: Page) -> None:
     expect(page.locator("#messages")).to_have_attribute("aria-live", "polite")
     expect_connected(page)
 
+    # An anonymous chat: the assistant asks for a proof of ownership of each order
+    # (actions/ownership.py); the delivery postcode is one.
     send(page, "where is my order 12345?")
-    expect(bot_answer(page, "Order 12345")).to_contain_text("shipped")
+    prove_if_asked(page, "12345", "M14 5RT")
+    # (The wording of the order status is the actions' business: either will do.)
+    expect(bot_answer(page, "Order 12345")).to_contain_text(re.compile("shipped|on its way"))
     shot(page, "1-order-status")
 
     send(page, "I want to cancel order 48213")
+    prove_if_asked(page, "48213", "LS6 2AB")
     question = bot_answer(page, "cancel order 48213")
     yes = question.get_by_role("button", name="Yes, cancel it")
     no = question.get_by_role("button", name="No, keep it")
@@ -176,8 +191,11 @@ def converse(served: dict, page: Page) -> None:
     page.wait_for_function("n => document.querySelectorAll('#messages .message--bot').length > n",
                            arg=answers, timeout=ANSWER_MS)
     shot(page, "4-after-reload")
-    # One conversation in Rasa's tracker store: the reload continued the session.
-    texts = tracker_texts(served, session_id)
+    # One conversation in Rasa's tracker store: the reload continued the session. The
+    # page keeps the signed session id; Rasa's sender id is its uuid, namespaced.
+    from bot.webchat_session import session_sender_id
+
+    texts = tracker_texts(served, session_sender_id(session_id))
     assert texts[0] == "where is my order 12345?", texts
     assert "/deny" in texts and texts[-1] == "thanks", texts
 
@@ -185,23 +203,39 @@ def converse(served: dict, page: Page) -> None:
 # -- reconnection, against a stand-in server ----------------------------------------------
 
 
-def serve_stub(port: int) -> None:
+STUB_SESSION_SECRET = "test-only webchat session secret, 32+ bytes long"
+STUB_IDENTITY_SECRET = "test-only shop identity secret, 32+ bytes long"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def serve_stub(port: int, shop_origin: str = "http://127.0.0.1:1") -> None:
     """Serves the web chat channel on ``port`` with an echoing stand-in for the agent.
 
-    ``slow`` is answered after two seconds; ``/buttons`` with two buttons.
+    ``slow`` is answered after two seconds; ``/buttons`` with two buttons; ``/whoami``
+    with the verified customer. The session secret is fixed, so that sessions survive
+    a restart (as with WEBCHAT_SESSION_SECRET); ``shop_origin`` may frame the page.
     """
     import asyncio
 
     from rasa.core.channels.channel import UserMessage
     from sanic import Sanic
 
-    from bot.webchat import WebChatInput
+    from bot.webchat import IdentityPolicy, WebChatInput
 
     async def echo(message: UserMessage) -> None:
         output = message.output_channel
         if message.text == "slow":
             await asyncio.sleep(2)
-        if message.text == "/buttons":
+        if message.text == "/whoami":
+            identity = (message.metadata or {}).get("verified_identity") or {}
+            await output.send_text_message(
+                message.sender_id, f"customer: {identity.get('customer_id', 'anonymous')}")
+        elif message.text == "/buttons":
             await output.send_text_with_buttons(
                 message.sender_id, "Which one?",
                 [{"title": "First", "payload": "/first"},
@@ -210,15 +244,18 @@ def serve_stub(port: int) -> None:
             await output.send_text_message(message.sender_id, f"echo: {message.text}")
 
     app = Sanic("webchat_stub")
-    app.blueprint(WebChatInput(title="Stub").blueprint(echo), url_prefix="/webhooks/webchat")
+    webchat = WebChatInput(title="Stub", session_secret=STUB_SESSION_SECRET,
+                           identity=IdentityPolicy(secret=STUB_IDENTITY_SECRET),
+                           allowed_origins=[shop_origin])
+    app.blueprint(webchat.blueprint(echo), url_prefix="/webhooks/webchat")
     app.run(host="127.0.0.1", port=port, access_log=False, motd=False)
 
 
 class Stub:
     """The stand-in server as a subprocess that can be stopped and started again."""
 
-    def __init__(self, port: int, log: Path) -> None:
-        self.port, self.log = port, log
+    def __init__(self, port: int, log: Path, shop_origin: str) -> None:
+        self.port, self.log, self.shop_origin = port, log, shop_origin
         self.process: subprocess.Popen | None = None
 
     @property
@@ -226,7 +263,8 @@ class Stub:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        code = f"from tests.bot.test_webchat_browser import serve_stub; serve_stub({self.port})"
+        code = ("from tests.bot.test_webchat_browser import serve_stub; "
+                f"serve_stub({self.port}, {self.shop_origin!r})")
         with self.log.open("a") as log:
             self.process = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT,
                                             stdout=log, stderr=subprocess.STDOUT)
@@ -250,12 +288,55 @@ class Stub:
                 self.process.wait()
 
 
+class Shop:
+    """A stand-in for the shop's web server on 127.0.0.1 (a real one: Chromium refuses
+    to frame a loopback page in a page it did not get from a loopback address).
+
+    Attributes:
+        port: Its port.
+        origin: The origin the stand-in server allows (``http://127.0.0.1:<port>``);
+            ``http://localhost:<port>`` is the same server under another origin.
+        body: The HTML it answers every GET with.
+    """
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.origin = f"http://127.0.0.1:{port}"
+        self.body = ""
+
+
 @pytest.fixture
-def stub(tmp_path: Path) -> Iterator[Stub]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = Stub(port, tmp_path / "stub.log")
+def shop() -> Iterator[Shop]:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    stand_in = Shop(free_port())
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            body = stand_in.body.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", stand_in.port), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield stand_in
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def stub(tmp_path: Path, shop: Shop) -> Iterator[Stub]:
+    server = Stub(free_port(), tmp_path / "stub.log", shop.origin)
     server.start()
     try:
         yield server
@@ -291,3 +372,140 @@ def test_typing_indicator_buttons_and_reconnection(stub: Stub, page: Page) -> No
     send(page, "after the restart")
     expect(bot_messages(page).last).to_have_text("echo: after the restart", timeout=10_000)
     shot(page, "6-reconnected")
+
+
+def test_a_signed_in_customer_cancels_their_order_and_not_anothers(served: dict,
+                                                                   page: Page) -> None:
+    """The shop signs the customer in with a token in the page; the assistant acts on
+    their own order without a proof, and treats another's as any unproven order."""
+    import sqlite3
+
+    from bot.identity import make_customer_token
+    from tests.served import IDENTITY_SECRET
+
+    with sqlite3.connect(served["shop"]) as shop:  # a fresh processing order of Niamh's
+        shop.execute("INSERT INTO orders (order_id, customer_id, status, address, postcode, "
+                     "refund_status, updated_at) VALUES ('61000', 'C-003', 'processing', "
+                     "'7 Harbour View, Cork T12 X8P2', 'T12 X8P2', 'none', '2026-11-30')")
+        shop.execute("INSERT INTO order_items (order_id, position, product) "
+                     "VALUES ('61000', 0, 'yoga mat')")
+    token = make_customer_token("C-003", IDENTITY_SECRET, 600)
+    page.add_init_script(f"window.SHOPWISE_CUSTOMER_TOKEN = {json.dumps(token)};")
+    page.goto(served["url"] + PAGE)
+    expect_connected(page)
+
+    send(page, "please cancel my order 61000")
+    question = bot_answer(page, "cancel order 61000")  # no proof asked: she is signed in
+    question.get_by_role("button", name="Yes, cancel it").click()
+    bot_answer(page, "order 61000 is cancelled")
+    shot(page, "5-signed-in-cancel")
+
+    send(page, "and cancel order 48213 too")  # Sam's order
+    asked = bot_answer(page, "e-mail address on order 48213")
+    send(page, "niamh@example.com")
+    bot_answer(page, "doesn't match order 48213")
+    shot(page, "6-signed-in-foreign-order")
+    assert "e-mail address" in asked.inner_text()
+    with sqlite3.connect(served["shop"]) as shop:
+        statuses = dict(shop.execute(
+            "SELECT order_id, status FROM orders WHERE order_id IN ('61000', '48213')"))
+    assert statuses == {"61000": "cancelled", "48213": "processing"}
+
+
+# -- customer tokens, against the stand-in server -----------------------------------------
+
+
+def customer_token(customer_id: str = "C-001") -> str:
+    from bot.identity import make_customer_token
+
+    return make_customer_token(customer_id, STUB_IDENTITY_SECRET, 600)
+
+
+def shop_page(stub: Stub, token: str | None) -> str:
+    """The shop's page: frames the chat and answers its ``webchat-ready`` with ``token``."""
+    return f"""<!doctype html><html><head><title>Shop</title><script>
+      window.addEventListener("message", function (event) {{
+        if (event.origin !== {json.dumps(stub.url)} || !event.data) return;
+        if (event.data.type === "shopwise:webchat-ready" ||
+            event.data.type === "shopwise:customer-token-needed") {{
+          document.getElementById("chat").contentWindow.postMessage(
+            {{type: "shopwise:customer-token", token: {json.dumps(token)}}},
+            {json.dumps(stub.url)});
+        }}
+      }});
+    </script></head><body>
+      <iframe id="chat" title="Chat" src="{stub.url}{PAGE}" width="700" height="800"></iframe>
+    </body></html>"""
+
+
+def open_shop(page: Page, stub: Stub, shop: Shop, token: str | None,
+              host: str = "127.0.0.1") -> None:
+    shop.body = shop_page(stub, token)
+    page.goto(f"http://{host}:{shop.port}/")
+
+
+def test_a_token_from_the_window_names_the_customer(stub: Stub, page: Page) -> None:
+    page.add_init_script(f"window.SHOPWISE_CUSTOMER_TOKEN = {json.dumps(customer_token())};")
+    page.goto(stub.url + PAGE)
+    expect_connected(page, timeout=20_000)
+
+    send(page, "/whoami")
+    expect(bot_messages(page).last).to_have_text("customer: C-001", timeout=10_000)
+    # In memory only: neither the token nor the customer is stored in the browser.
+    stored = page.evaluate("JSON.stringify(Object.assign({}, localStorage))")
+    assert customer_token()[:40] not in stored and "C-001" not in stored.replace(
+        "customer: C-001", "")
+
+
+def test_the_shop_frames_the_chat_and_hands_it_the_token(stub: Stub, shop: Shop,
+                                                         page: Page) -> None:
+    open_shop(page, stub, shop, customer_token("C-002"))
+    chat = page.frame_locator("#chat")
+    expect(chat.locator("#status")).to_have_text("Connected", timeout=20_000)
+
+    field = chat.get_by_label("Your message")
+    field.fill("/whoami")
+    field.press("Enter")
+    expect(chat.locator("#messages .message--bot").last).to_have_text("customer: C-002",
+                                                                      timeout=10_000)
+    shot(page, "7-framed-by-the-shop")
+
+
+def test_an_anonymous_shop_visitor_chats_anonymously(stub: Stub, shop: Shop,
+                                                     page: Page) -> None:
+    open_shop(page, stub, shop, None)
+    chat = page.frame_locator("#chat")
+    expect(chat.locator("#status")).to_have_text("Connected", timeout=20_000)
+
+    field = chat.get_by_label("Your message")
+    field.fill("/whoami")
+    field.press("Enter")
+    expect(chat.locator("#messages .message--bot").last).to_have_text("customer: anonymous",
+                                                                      timeout=10_000)
+
+
+def test_another_site_cannot_frame_the_chat(stub: Stub, shop: Shop, page: Page) -> None:
+    # The same page under an origin the server does not allow.
+    open_shop(page, stub, shop, customer_token(), host="localhost")
+    page.wait_for_timeout(2_000)
+
+    # frame-ancestors: the browser does not render the chat inside the foreign page.
+    expect(page.frame_locator("#chat").locator("#status")).to_have_count(0)
+
+
+def test_a_refused_token_is_shown_and_not_retried(stub: Stub, page: Page) -> None:
+    forged = customer_token()[:-4] + "AAAA"
+    page.add_init_script(f"window.SHOPWISE_CUSTOMER_TOKEN = {json.dumps(forged)};")
+    page.goto(stub.url + PAGE)
+
+    status = page.locator("#status")
+    expect(status).to_have_attribute("data-state", "refused", timeout=20_000)
+    expect(status).to_contain_text("could not confirm who you are")
+    page.wait_for_timeout(2_000)
+    expect(status).to_have_attribute("data-state", "refused")  # no reconnection loop
+    assert page.evaluate("window.shopwiseWebchat.socket.connected") is False
+
+    page.evaluate(f"window.shopwiseWebchat.setCustomerToken({json.dumps(customer_token())})")
+    expect_connected(page, timeout=20_000)
+    send(page, "/whoami")
+    expect(bot_messages(page).last).to_have_text("customer: C-001", timeout=10_000)

@@ -384,6 +384,7 @@ async def test_configured_origins_are_accepted() -> None:
         for origin in (SHOP, "http://localhost:8080", url):
             status, headers = await handshake(url, origin)
             assert status == 200 and headers["Access-Control-Allow-Origin"] == origin
+            assert "Access-Control-Allow-Credentials" not in headers  # no cookies needed
         assert (await handshake(url, "https://evil.example"))[0] == 400
         sio = await connect(url, headers={"Origin": SHOP})
         try:
@@ -431,6 +432,12 @@ def test_request_origins_follow_host_and_proxy_headers() -> None:
 def test_allowed_origins_option_refuses_what_is_not_an_origin(value: Any) -> None:
     with pytest.raises(InvalidConfigException, match="allowed_origins"):
         allowed_origins_option(value)
+
+
+def test_the_channel_refuses_what_is_not_an_origin() -> None:
+    with pytest.raises(ValueError, match="shop.example/chat"):
+        WebChatInput(session_secret=SESSION_SECRET,
+                     allowed_origins=[SHOP, "https://shop.example/chat"])
 
 
 def test_allowed_origins_option_normalises() -> None:
@@ -500,6 +507,10 @@ def test_from_credentials_refuses_unusable_settings(
     with pytest.raises(InvalidConfigException, match=problem) as refused:
         WebChatInput.from_credentials(options)
     assert "short" not in str(refused.value)
+
+
+def test_the_policy_does_not_show_its_secret() -> None:
+    assert IDENTITY_SECRET not in repr(IdentityPolicy(secret=IDENTITY_SECRET))
 
 
 def test_identity_policy_from_the_environment() -> None:

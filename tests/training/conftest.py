@@ -13,7 +13,6 @@ from training.arguments import DataArguments, TrainArguments
 from training.trainer import ClassifierTrainer, TrainResult
 
 
-
 @pytest.fixture
 def train_tiny(tiny_checkpoint: Path, tmp_path: Path) -> Callable[..., TrainResult]:
     """Factory: trains on the tiny checkpoint; keyword arguments override defaults."""

@@ -8,8 +8,8 @@ import torch
 
 from training import trainer as trainer_module
 from training.data import LabelledTexts
-from training.fitting import class_weights
 from training.exceptions import DataError, OutputExistsError
+from training.fitting import class_weights
 from training.predict import Predictor
 
 

@@ -64,10 +64,16 @@ def expected_calibration_error(
     return float(error)
 
 
+# Below this many wrong validation answers the empirical cost is too noisy to set a
+# threshold on: one more or one fewer confident error moves it from 0.5 to the floor.
+MIN_ERRORS_FOR_EMPIRICAL_THRESHOLD = 20
+
+
 def suggest_fallback_threshold(
     confidences: np.ndarray, correct: np.ndarray, *, fallback_cost: float = 0.5,
-    floor: float = 0.05,
-) -> dict[str, float]:
+    floor: float = 0.05, calibrated: bool = False,
+    min_errors: int = MIN_ERRORS_FOR_EMPIRICAL_THRESHOLD,
+) -> dict[str, Any]:
     """A confidence threshold for Rasa's ``FallbackClassifier``.
 
     Messages whose top confidence is below the threshold go to the fallback
@@ -77,21 +83,34 @@ def suggest_fallback_threshold(
     take the lower threshold, which hands fewer users to the fallback. With no
     error on validation the floor is returned: nothing needs catching.
 
+    With ``calibrated`` confidences (temperature-scaled on this validation set)
+    and fewer than ``min_errors`` wrong answers, the few errors cannot estimate
+    the cost; the threshold is then the one that minimises the *expected* cost,
+    which calibration gives directly: answer when ``1 - confidence``, the chance
+    of a wrong answer, is below ``fallback_cost``, i.e. at ``1 - fallback_cost``.
+
     Returns:
-        ``threshold`` plus ``coverage`` (share of messages kept) and
-        ``accuracy_above`` (accuracy of the kept ones) at that threshold.
+        ``threshold``, ``method`` (``empirical`` or ``calibrated``), plus
+        ``coverage`` (share of messages kept) and ``accuracy_above`` (accuracy
+        of the kept ones) at that threshold.
     """
     confidences = np.asarray(confidences, dtype=float)
     correct = np.asarray(correct, dtype=bool)
     if len(confidences) == 0:
-        return {"threshold": floor, "coverage": 1.0, "accuracy_above": 0.0}
-    candidates = np.unique(np.concatenate([[floor], confidences[confidences > floor]]))
+        return {"threshold": floor, "method": "empirical", "coverage": 1.0,
+                "accuracy_above": 0.0}
     wrong = confidences[~correct]
-    costs = [np.sum(wrong >= t) + fallback_cost * np.sum(confidences < t) for t in candidates]
-    threshold = float(candidates[int(np.argmin(costs))])
+    if calibrated and len(wrong) < min_errors:
+        threshold, method = max(floor, 1.0 - fallback_cost), "calibrated"
+    else:
+        candidates = np.unique(np.concatenate([[floor], confidences[confidences > floor]]))
+        costs = [np.sum(wrong >= t) + fallback_cost * np.sum(confidences < t)
+                 for t in candidates]
+        threshold, method = float(candidates[int(np.argmin(costs))]), "empirical"
     kept = confidences >= threshold
     return {
         "threshold": round(threshold, 4),
+        "method": method,
         "coverage": float(kept.mean()),
         "accuracy_above": float(correct[kept].mean()) if kept.any() else 0.0,
     }

@@ -240,7 +240,8 @@ def calibrate(predictor: Predictor, validation: LabelledTexts, args: TrainArgume
     temperature = fit_temperature(outputs["logits"], y_true)
     probabilities = softmax(outputs["logits"], temperature)
     fallback = suggest_fallback_threshold(probabilities.max(axis=1),
-                                          probabilities.argmax(axis=1) == y_true)
+                                          probabilities.argmax(axis=1) == y_true,
+                                          calibrated=True)
     calibration = {"temperature": temperature, "fallback_threshold": fallback["threshold"],
                    "fallback": fallback, "examples": len(y_true)}
     if "intensity" in outputs and intensities:

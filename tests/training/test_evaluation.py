@@ -66,6 +66,34 @@ def test_suggest_fallback_threshold(confidences, correct, threshold) -> None:
     assert 0 <= result["coverage"] <= 1
 
 
+@pytest.mark.parametrize("errors", [0, 1, 5, 19])
+def test_few_errors_on_calibrated_confidences_give_the_expected_cost_threshold(errors) -> None:
+    # A small validation split (an assistant's own data): a handful of confident
+    # errors must not move the threshold between 0.5 and the floor.
+    rng = np.random.default_rng(errors)
+    confidences = rng.uniform(0.3, 1.0, 200)
+    correct = np.ones(200, dtype=bool)
+    correct[:errors] = False
+
+    result = evaluation.suggest_fallback_threshold(confidences, correct, calibrated=True)
+    cheap = evaluation.suggest_fallback_threshold(confidences, correct, calibrated=True,
+                                                  fallback_cost=0.3)
+
+    assert (result["threshold"], result["method"]) == (0.5, "calibrated")
+    assert cheap["threshold"] == pytest.approx(0.7)
+
+
+def test_many_errors_keep_the_empirical_threshold_when_calibrated() -> None:
+    rng = np.random.default_rng(1)
+    correct = rng.random(2000) < 0.9
+    confidences = np.where(correct, rng.uniform(0.4, 1.0, 2000), rng.uniform(0.05, 0.6, 2000))
+
+    calibrated = evaluation.suggest_fallback_threshold(confidences, correct, calibrated=True)
+
+    assert calibrated == evaluation.suggest_fallback_threshold(confidences, correct)
+    assert calibrated["method"] == "empirical"
+
+
 def test_threshold_keeps_accuracy_above_it_high() -> None:
     rng = np.random.default_rng(0)
     correct = rng.random(2000) < 0.9

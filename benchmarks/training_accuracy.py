@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from training.arguments import DataArguments, TrainArguments  # noqa: E402
+from training.arguments import DEVICES, DataArguments, TrainArguments  # noqa: E402
 from training.trainer import ClassifierTrainer  # noqa: E402
 
 # name -> (task, train file, test file, data options, training options)
@@ -126,7 +126,7 @@ def main() -> int:
                         help="folder holding the public datasets (default: %(default)s)")
     parser.add_argument("--base-model", help="encoder checkpoint (default: packaged MiniLM)")
     parser.add_argument("--name", default="minilm", help="encoder name used in file names")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--device", default="auto", choices=DEVICES)
     parser.add_argument("--epochs", type=float, help="override the recipe's epochs")
     parser.add_argument("--learning-rate", type=float, help="override the recipe's rate")
     parser.add_argument("--batch-size", type=int, help="override the batch size (32)")

@@ -19,4 +19,4 @@ training machine without Rasa. Modules:
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -23,9 +23,13 @@ if TYPE_CHECKING:  # torch-free, but keep even this off import time
 UNKNOWN_INPUT = "unknown_input"
 FALLBACK_INTENT = "nlu_fallback"  # Rasa's DEFAULT_NLU_FALLBACK_INTENT_NAME
 # Share of a message's words that must look like keyboard mash (see
-# ``gibberish_share``) for a rejected message to get the fallback ("please
-# rephrase") rather than the out-of-scope answer. Measured on
-# benchmarks/data/unknown_input_test.csv: 55 of 65 mashes, and no BANKING77 test text.
+# ``gibberish_share``) for the message to get the fallback ("please rephrase"),
+# whatever the classifier and the out-of-scope detector say (unless the fallback
+# is off): the detector's
+# threshold moves with the assistant's data, and once let "asdkj qwpoe" through as
+# goodbye (0.78). Measured: 55 of the 65 mashes of
+# benchmarks/data/unknown_input_test.csv reach it; no BANKING77 test text, 1 of the
+# 330 held-out assistant messages ("thnks") and 4 of 1,295 training examples do.
 GIBBERISH_SHARE = 0.5
 
 
@@ -88,9 +92,11 @@ def unknown_reason(prediction: Any, threshold: float | None, mash: float) -> str
     """
     if prediction.unknown:
         return "gibberish" if mash >= GIBBERISH_SHARE else "out_of_scope"
-    if threshold is not None and prediction.confidence < threshold:
-        return "low_confidence"
-    return ""
+    if threshold is None:  # the fallback is off: Rasa's FallbackClassifier may follow
+        return ""
+    if mash >= GIBBERISH_SHARE:
+        return "gibberish"
+    return "low_confidence" if prediction.confidence < threshold else ""
 
 
 def apply_unknown(reason: str, intent: dict, ranking: list[dict], unknown_intent: str

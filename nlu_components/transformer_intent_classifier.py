@@ -17,8 +17,9 @@ validation split (``training.trainer``), not set by hand:
   ``fallback_threshold`` becomes ``nlu_fallback``, as Rasa's
   ``FallbackClassifier`` would do;
 - a message that the out-of-scope detector (``training.ood``) places far from
-  every intent's training examples becomes ``unknown_intent`` (``out_of_scope``),
-  or ``nlu_fallback`` when its words are not words at all (keyboard mash).
+  every intent's training examples becomes ``unknown_intent`` (``out_of_scope``);
+- a message whose words are not words at all (keyboard mash) becomes
+  ``nlu_fallback``, whatever the classifier says.
 
 ``unknown_input`` in the output says which of these happened and why.
 """
@@ -139,8 +140,7 @@ class TransformerIntentClassifier(ServedClassifier, IntentClassifier):
             prediction = dataclasses.replace(prediction, unknown=False, unknown_score=None)
         threshold = self.fallback_threshold()
         intent, ranking = to_rasa_intent(prediction, self.config.ranking_length)
-        mash = (gibberish_share(text, self._predictor.tokenizer.tokenize)
-                if prediction.unknown else 0.0)
+        mash = gibberish_share(text, self._predictor.tokenizer.tokenize)
         reason = unknown_reason(prediction, threshold, mash)
         intent, ranking = apply_unknown(reason, intent, ranking, self.unknown_intent())
         message.set(INTENT, intent, add_to_output=True)

@@ -177,10 +177,12 @@ def prediction(confidence: float = 0.9, unknown: bool = False) -> Prediction:
         (0.9, True, 0.5, GIBBERISH_SHARE - 0.01, "out_of_scope"),
         (0.1, True, 0.5, 0.0, "out_of_scope"),  # the detector comes first
         (0.3, False, 0.5, 0.0, "low_confidence"),
-        (0.3, False, 0.5, 1.0, "low_confidence"),
+        (0.3, False, 0.5, 1.0, "gibberish"),
         (0.5, False, 0.5, 0.0, ""),  # at the threshold is confident enough
         (0.01, False, None, 0.0, ""),
-        (0.9, False, 0.5, 1.0, ""),  # mash alone rejects nothing
+        (0.9, False, 0.5, 1.0, "gibberish"),  # mash is rejected whatever the detector says
+        (0.9, False, 0.5, GIBBERISH_SHARE - 0.01, ""),
+        (0.9, False, None, 1.0, ""),  # with the fallback off, mash alone rejects nothing
     ],
 )
 def test_unknown_reason(confidence, unknown, threshold, mash, reason) -> None:

@@ -25,30 +25,27 @@ step "Training the assistant (rasa train; unchanged parts come from the cache)"
 # Rasa would serve empty answers from an unreadable archive; refuse instead.
 "$VENV_BIN/python" -m bot.check_model models/assistant.tar.gz
 
-# The HTTP API's token: RASA_TOKEN if set, else one generated on the first run.
-if [ -z "${RASA_TOKEN:-}" ]; then
-  if [ ! -s "$TOKEN_FILE" ]; then
-    mkdir -p "$(dirname "$TOKEN_FILE")"
-    (umask 077 && "$VENV_BIN/python" -c 'import secrets; print(secrets.token_urlsafe(32))' \
-      > "$TOKEN_FILE")
-    echo "generated the HTTP API token in $TOKEN_FILE"
+# secret VAR FILE WHAT: exports $VAR, from the environment if set, else from FILE
+# (git-ignored), which the first run fills with a random secret.
+secret() {
+  local var="$1" file="$2" what="$3"
+  if [ -z "${!var:-}" ]; then
+    if [ ! -s "$file" ]; then
+      mkdir -p "$(dirname "$file")"
+      (umask 077 && "$VENV_BIN/python" -c 'import secrets; print(secrets.token_urlsafe(32))' \
+        > "$file")
+      echo "generated the $what in $file"
+    fi
+    printf -v "$var" '%s' "$(cat "$file")"
   fi
-  RASA_TOKEN="$(cat "$TOKEN_FILE")"
-fi
-export RASA_TOKEN
-# The key that signs web chat session ids (bot/webchat_session.py): WEBCHAT_SESSION_SECRET
-# if set, else one generated on the first run, so that sessions survive restarts.
+  export "${var?}"
+}
+# The HTTP API's token.
+secret RASA_TOKEN "$TOKEN_FILE" "HTTP API token"
+# The key that signs web chat session ids (bot/webchat_session.py), kept so that
+# sessions survive restarts.
 SESSION_SECRET_FILE=.secrets/webchat_session_secret  # git-ignored
-if [ -z "${WEBCHAT_SESSION_SECRET:-}" ]; then
-  if [ ! -s "$SESSION_SECRET_FILE" ]; then
-    mkdir -p "$(dirname "$SESSION_SECRET_FILE")"
-    (umask 077 && "$VENV_BIN/python" -c 'import secrets; print(secrets.token_urlsafe(32))' \
-      > "$SESSION_SECRET_FILE")
-    echo "generated the web chat session secret in $SESSION_SECRET_FILE"
-  fi
-  WEBCHAT_SESSION_SECRET="$(cat "$SESSION_SECRET_FILE")"
-fi
-export WEBCHAT_SESSION_SECRET
+secret WEBCHAT_SESSION_SECRET "$SESSION_SECRET_FILE" "web chat session secret"
 # The action server classifies complaints through this Rasa server's /model/parse.
 export RASA_URL="http://127.0.0.1:$RASA_PORT"
 ORIGIN="http://localhost:$RASA_PORT"

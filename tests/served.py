@@ -15,7 +15,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,28 @@ async def serve_on_loopback(app: Any) -> tuple[Any, int]:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     return runner, site._server.sockets[0].getsockname()[1]  # noqa: SLF001 - the free port
+
+
+@asynccontextmanager
+async def serve_sanic_on_loopback(app: Any) -> AsyncIterator[int]:
+    """Serves a Sanic app (channels' blueprints, as Rasa mounts them) on a free
+    127.0.0.1 port, in this event loop; yields the port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        server = await app.create_server(sock=sock, return_asyncio_server=True,
+                                         access_log=False)
+        try:
+            await server.startup()
+            await server.before_start()
+            await server.after_start()
+            yield sock.getsockname()[1]
+        finally:
+            await server.before_stop()
+            for connection in list(server.connections):  # e.g. socket.io long polls
+                connection.close_if_idle()
+            await server.close()
+            await server.after_stop()
 
 
 def endpoints_file(path: Path, actions_url: str, tracker_db: Path) -> Path:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -28,6 +27,7 @@ from sanic import Sanic
 
 from bot.rest import RestInput
 from bot.webchat import DEFAULT_SOCKETIO_PATH, IdentityPolicy, WebChatInput
+from tests.served import serve_sanic_on_loopback
 
 ROOT = Path(__file__).resolve().parents[1]
 SESSION_SECRET = "test-only webchat session secret, 32+ bytes long"
@@ -78,22 +78,8 @@ async def served(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[str, Ag
                            identity=IdentityPolicy(secret=IDENTITY_SECRET))
     register([RestInput(), webchat], app, route="/webhooks/")
     webchat.sio.eio.ping_interval = webchat.sio.eio.ping_timeout = 0.5
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        server = await app.create_server(sock=sock, return_asyncio_server=True,
-                                         access_log=False)
-        try:
-            await server.startup()
-            await server.before_start()
-            await server.after_start()
-            yield f"http://127.0.0.1:{sock.getsockname()[1]}", agent
-        finally:
-            await server.before_stop()
-            for connection in list(server.connections):
-                connection.close_if_idle()
-            await server.close()
-            await server.after_stop()
+    async with serve_sanic_on_loopback(app) as port:
+        yield f"http://127.0.0.1:{port}", agent
 
 
 async def rest(url: str, sender: str, text: str) -> list[dict]:

@@ -7,7 +7,6 @@ Cross-site form posts (415), the optional bearer token (401), sender ids in the
 from __future__ import annotations
 
 import json
-import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -26,6 +25,7 @@ from bot.rest import (
     is_json,
     webhook_token,
 )
+from tests.served import serve_sanic_on_loopback
 
 TOKEN = "test-only REST webhook token"
 JSON = {"Content-Type": "application/json"}
@@ -43,20 +43,8 @@ async def serving(channel: RestInput, received: list[UserMessage]) -> AsyncItera
 
     app = Sanic(f"rest_test_{uuid.uuid4().hex[:12]}", configure_logging=False)
     app.blueprint(channel.blueprint(echo), url_prefix="/webhooks/rest")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        server = await app.create_server(sock=sock, return_asyncio_server=True,
-                                         access_log=False)
-        try:
-            await server.startup()
-            await server.before_start()
-            await server.after_start()
-            yield f"http://127.0.0.1:{sock.getsockname()[1]}/webhooks/rest/webhook"
-        finally:
-            await server.before_stop()
-            await server.close()
-            await server.after_stop()
+    async with serve_sanic_on_loopback(app) as port:
+        yield f"http://127.0.0.1:{port}/webhooks/rest/webhook"
 
 
 @pytest.fixture(autouse=True)

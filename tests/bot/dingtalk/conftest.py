@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -22,6 +21,7 @@ from sanic import Sanic
 
 from bot.dingtalk.auth import sign
 from bot.dingtalk.channel import DingTalkInput
+from tests.served import serve_sanic_on_loopback
 
 SECRET = "not-a-real-dingtalk-app-secret"
 NOW_S = 1_690_000_000.0
@@ -121,20 +121,8 @@ async def serve(channel: DingTalkInput, on_new_message: OnNewMessage) -> AsyncIt
     """Runs the channel's blueprint as Rasa mounts it; yields the webhook URL."""
     app = Sanic(f"dingtalk-test-{uuid.uuid4().hex}", configure_logging=False)
     app.blueprint(channel.blueprint(on_new_message), url_prefix="/webhooks/dingtalk")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        server = await app.create_server(sock=sock, return_asyncio_server=True,
-                                         access_log=False)
-        try:
-            await server.startup()
-            await server.before_start()
-            await server.after_start()
-            yield f"http://127.0.0.1:{sock.getsockname()[1]}/webhooks/dingtalk"
-        finally:
-            await server.before_stop()
-            await server.close()
-            await server.after_stop()
+    async with serve_sanic_on_loopback(app) as port:
+        yield f"http://127.0.0.1:{port}/webhooks/dingtalk"
 
 
 class Robot:

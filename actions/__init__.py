@@ -18,6 +18,7 @@ from actions.handoff import (
     ActionHandoffPending,
     ActionHandoffTimeout,
     ActionReleaseHandoff,
+    ActionStoreSatisfaction,
 )
 from actions.orders import (
     ActionCancelOrder,
@@ -42,6 +43,7 @@ __all__ = [
     "ActionPaymentTriage",
     "ActionProductAvailability",
     "ActionReleaseHandoff",
+    "ActionStoreSatisfaction",
     "ActionSessionStart",
     "ValidateAddressForm",
     "ValidateCancelForm",

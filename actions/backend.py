@@ -132,3 +132,15 @@ class OrderBackend(Protocol):
 
     async def close_ticket(self, reference: str) -> Ticket | None:
         """Marks the ticket closed (status ``closed``); returns it, or ``None``."""
+
+    async def take_undelivered_agent_lines(self, reference: str) -> list[str]:
+        """The agent's lines the customer's channel could not be sent at once (REST),
+        oldest first, marked delivered in the same transaction."""
+
+    async def rate_ticket(self, reference: str, sender_id: str, rating: int) -> bool:
+        """Stores the customer's 1-5 satisfaction on their closed ticket, once.
+
+        Returns:
+            Whether it was stored: False when the ticket is not ``sender_id``'s, is
+            still open, or has a rating already.
+        """

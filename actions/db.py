@@ -187,6 +187,10 @@ class SqlBackend:
         await connection.execute(text("INSERT INTO products (name, stock) VALUES (:n, :s)"),
                                  [{"n": n, "s": s} for n, s in DEMO_STOCK.items()])
 
+    async def engine(self) -> AsyncEngine:
+        """The started engine: for the agent console, which shares this database."""
+        return await self._connection()
+
     async def _connection(self) -> AsyncEngine:
         await self.start()
         assert self._engine is not None  # set by start(); not an input check
@@ -401,9 +405,35 @@ class SqlBackend:
     async def close_ticket(self, reference: str) -> Ticket | None:
         async def work(connection: AsyncConnection) -> None:
             await connection.execute(text(
-                "UPDATE tickets SET status = 'closed' WHERE reference = :r"), {"r": reference})
+                "UPDATE tickets SET status = 'closed', closed_at = COALESCE(closed_at, :now) "
+                "WHERE reference = :r"), {"r": reference, "now": _now()})
         await self._run(work, write=True)
         return await self.get_ticket(reference)
+
+    async def take_undelivered_agent_lines(self, reference: str) -> list[str]:
+        async def work(connection: AsyncConnection) -> list[str]:
+            rows = (await connection.execute(text(
+                "SELECT id, text FROM ticket_messages WHERE reference = :r AND role = 'agent' "
+                "AND delivered = 0 ORDER BY id"), {"r": reference})).all()
+            if rows:
+                # By id, in the transaction that read them: a line is delivered once.
+                await connection.execute(text(
+                    "UPDATE ticket_messages SET delivered = 1 WHERE id = :id AND delivered = 0"),
+                    [{"id": row[0]} for row in rows])
+            return [row[1] for row in rows]
+        return await self._run(work, write=True)
+
+    async def rate_ticket(self, reference: str, sender_id: str, rating: int) -> bool:
+        if isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5:
+            raise ValueError("a satisfaction rating is a whole number from 1 to 5")
+
+        async def work(connection: AsyncConnection) -> bool:
+            rated = await connection.execute(text(
+                "UPDATE tickets SET satisfaction = :rating WHERE reference = :r AND "
+                "sender_id = :sender AND status = 'closed' AND satisfaction IS NULL"),
+                {"rating": rating, "r": reference, "sender": sender_id})
+            return rated.rowcount == 1
+        return await self._run(work, write=True)
 
 
 def _ticket_row(ticket: Ticket) -> dict[str, Any]:
@@ -416,8 +446,13 @@ def _ticket_row(ticket: Ticket) -> dict[str, Any]:
     return row
 
 
+TICKET_FIELDS = frozenset(f.name for f in fields(Ticket)) - {"extra"}
+
+
 def _ticket_from_row(row: dict[str, Any], transcript: list[dict[str, Any]]) -> Ticket:
     row["routed"] = bool(row["routed"])
     row["transcript"] = tuple(transcript)
     row["sentiment_history"] = tuple(json.loads(row["sentiment_history"]))
-    return Ticket(**row)
+    # Columns of later schema versions (the console's: assigned_agent, closed_at, ...).
+    extra = {key: row.pop(key) for key in list(row) if key not in TICKET_FIELDS}
+    return Ticket(**row, extra=extra)

@@ -5,15 +5,20 @@
 one (it sets ``escalation_reason`` first). The ticket holds the transcript, the
 sentiment of every user turn, the detected intent and a priority. The ``handoff``
 slot then stops self-service: ``action_handoff_pending`` adds each further
-message to the ticket instead.
+message to the ticket instead, and says nothing of its own while an agent holds
+the ticket in the console (it only passes on the agent's lines that the
+customer's channel could not push).
 
 The hand-over ends (``handoff``, ``unknown_handoff`` and ``escalation_reason``
 unset, the customer told why) in four ways:
 
-- a colleague closes the ticket: the ticket system calls Rasa's token-protected
+- a colleague closes the ticket: the agent console (``console/``) or another
+  ticket system calls Rasa's JWT-protected
   ``POST /conversations/<sender>/trigger_intent`` with ``EXTERNAL_ticket_closed``
-  and the entity ``ticket_reference``; ``action_release_handoff`` closes that
-  ticket in the shop database, only if it is this conversation's;
+  and the entity ``ticket_reference`` (and ``ticket_outcome``: ``handback`` or
+  ``resolved``); ``action_release_handoff`` closes that ticket in the shop
+  database, only if it is this conversation's, and asks the customer for a 1-5
+  rating when an agent handled it (``action_store_satisfaction`` stores it);
 - nobody replied in time: the hand-over schedules a Rasa reminder
   (``EXTERNAL_handoff_timeout``, ``Settings.handoff_timeout_s`` later, not killed
   by the customer's messages); ``action_handoff_timeout`` releases the hand-over
@@ -69,6 +74,19 @@ HANDOFF_SLOTS = ("handoff", "unknown_handoff", "escalation_reason")
 EXTERNAL_MESSAGE_PREFIX = "EXTERNAL: "
 # What a colleague's answer is in a ticket's transcript.
 AGENT_ROLE = "agent"
+# How the agent console ended the ticket (the external intent's entity ``ticket_outcome``):
+# handed back to the assistant, or closed with a resolution note.
+OUTCOME_ENTITY = "ticket_outcome"
+HANDED_BACK = "handback"
+# The satisfaction question after a closed ticket: buttons whose payloads set the
+# ``rating`` entity of ``rate_support`` (action_store_satisfaction stores it).
+RATE_INTENT = "rate_support"
+RATING_ENTITY = "rating"
+SATISFACTION_QUESTION = "How happy are you with the help you got from our colleague?"
+SATISFACTION_BUTTONS = [
+    {"title": f"{stars} {'★' * stars}",
+     "payload": f'/{RATE_INTENT}{{"{RATING_ENTITY}": "{stars}"}}'}
+    for stars in range(5, 0, -1)]
 
 REASON_TEXTS = {
     escalation.REQUESTED: "",
@@ -147,11 +165,18 @@ def ticket_reference(tracker: Tracker) -> str | None:
     return str(value).strip() if value else None
 
 
+def held_by_agent(ticket: Ticket | None) -> bool:
+    """Whether a colleague has claimed the open ticket in the agent console."""
+    return bool(ticket is not None and ticket.status == "open"
+                and ticket.extra.get("assigned_agent"))
+
+
 def agent_replied(ticket: Ticket, events: Iterable[Mapping[str, Any]]) -> bool:
-    """Whether a colleague has answered: a line of role ``agent`` on the ticket, or
-    an ``agent`` event (Rasa's ``AgentUttered``) in the conversation since the
-    ticket's hand-over."""
-    if any(line.get("role") == AGENT_ROLE for line in ticket.transcript):
+    """Whether a colleague has answered or holds the conversation: the ticket claimed
+    in the console, a line of role ``agent`` on it, or an ``agent`` event (Rasa's
+    ``AgentUttered``) in the conversation since the ticket's hand-over."""
+    if held_by_agent(ticket) or any(line.get("role") == AGENT_ROLE
+                                    for line in ticket.transcript):
         return True
     replied = False
     for event in events:
@@ -194,7 +219,12 @@ class ActionHandoff(ServiceAction):
 
 
 class ActionHandoffPending(ServiceAction):
-    """After a hand-over: keeps the customer's messages on the ticket for the human."""
+    """After a hand-over: keeps the customer's messages on the ticket for the human.
+
+    While a colleague holds the ticket (claimed in the agent console) the assistant
+    says nothing of its own: it only hands over the colleague's lines that the
+    channel could not push (REST answers only when the customer calls).
+    """
 
     def name(self) -> str:
         return "action_handoff_pending"
@@ -202,11 +232,18 @@ class ActionHandoffPending(ServiceAction):
     async def serve(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                     domain: dict[str, Any]) -> list[EventType]:
         reference = tracker.get_slot("ticket")
+        backend = self.services.backend
         if reference:
             latest = next((e for e in reversed(tracker.events) if e.get("event") == "user"), {})
             lines = escalation.transcript([latest])
             message = lines[-1] if lines else {"role": "customer", "text": "", "timestamp": ""}
-            await self.services.backend.add_ticket_message(reference, message)
+            await backend.add_ticket_message(reference, message)
+            if held_by_agent(await backend.get_ticket(reference)):
+                for line in await backend.take_undelivered_agent_lines(reference):
+                    dispatcher.utter_message(text=line)
+                # Silent, but not empty-handed: ActionFailurePolicy reads an action that
+                # returns nothing as a failed one and would apologise to the customer.
+                return [SlotSet("handoff", True)]
         dispatcher.utter_message(text=(
             f"A colleague has our conversation{f' (ticket {reference})' if reference else ''} "
             "and will answer here shortly; I've added your message for them. If you'd rather "
@@ -244,13 +281,26 @@ class ActionReleaseHandoff(ServiceAction):
         await backend.close_ticket(reference)
         logger.info("ticket %s closed through the API; conversation %s released", reference,
                     tracker.sender_id)
+        # Lines the colleague wrote that a REST customer has not fetched yet come first.
+        for line in await backend.take_undelivered_agent_lines(reference):
+            dispatcher.utter_message(text=line)
         if not current:
             # An earlier ticket, while the hand-over is over or belongs to a newer one.
             dispatcher.utter_message(text=f"Our colleague has closed your ticket {reference}.")
             return [ReminderCancelled(name=timeout_reminder_name(reference))]
-        dispatcher.utter_message(text=(
-            f"Our colleague has closed your ticket {reference}; I'm here again if you need "
-            "anything."))
+        outcome = next(tracker.get_latest_entity_values(OUTCOME_ENTITY), None)
+        if outcome == HANDED_BACK:
+            dispatcher.utter_message(text=(
+                f"Hello again, it's the shop assistant. Our colleague has handed the "
+                f"conversation back to me and closed your ticket {reference}. What else can "
+                "I help you with?"))
+        else:
+            dispatcher.utter_message(text=(
+                f"Our colleague has closed your ticket {reference}; I'm here again if you "
+                "need anything."))
+        if ticket.extra.get("assigned_agent"):
+            # Someone of ours talked to the customer: ask how it went (stored on the ticket).
+            dispatcher.utter_message(text=SATISFACTION_QUESTION, buttons=SATISFACTION_BUTTONS)
         return released(reference)
 
 
@@ -297,6 +347,35 @@ class ActionHandoffTimeout(ServiceAction):
                     tracker.sender_id, reference)
         dispatcher.utter_message(text=text)
         return released(reference)
+
+
+class ActionStoreSatisfaction(ServiceAction):
+    """``rate_support``: the customer's 1-5 answer to the satisfaction question.
+
+    Stored on the conversation's own ticket (the ``ticket`` slot), once, and only
+    when that ticket is closed: the rating belongs to the help already given.
+    """
+
+    def name(self) -> str:
+        return "action_store_satisfaction"
+
+    async def serve(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                    domain: dict[str, Any]) -> list[EventType]:
+        reference = tracker.get_slot("ticket")
+        value = str(next(tracker.get_latest_entity_values(RATING_ENTITY), "") or "").strip()
+        rating = int(value) if value in {"1", "2", "3", "4", "5"} else None
+        stored = bool(reference and rating and not tracker.get_slot("handoff")
+                      and await self.services.backend.rate_ticket(reference, tracker.sender_id,
+                                                                  rating))
+        if stored:
+            logger.info("conversation %s rated ticket %s: %d", tracker.sender_id, reference,
+                        rating)
+            dispatcher.utter_message(text="Thank you for telling us! Anything else I can do "
+                                          "for you?")
+        else:
+            dispatcher.utter_message(text="Thanks! There's nothing to rate just now; what can I "
+                                          "help you with?")
+        return []
 
 
 class ActionContinueWithBot(ServiceAction):

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import aiohttp
 
 from actions.exceptions import ParseError
+from cs_core.api_auth import bearer_headers, check_secret
 
 logger = logging.getLogger(__name__)
 
@@ -41,26 +42,28 @@ class RasaParseClient:
 
     Args:
         rasa_url: The Rasa server's base URL.
-        token: Its ``--auth-token``, sent as the ``token`` query parameter.
+        jwt_secret: Its ``RASA_JWT_SECRET``: each call sends a fresh short-lived
+            Bearer token (``cs_core.api_auth``), never the secret itself.
         timeout_s: Timeout of each attempt.
         retries: Further attempts after a failed one.
     """
 
-    def __init__(self, rasa_url: str, *, token: str = "", timeout_s: float = 5.0,
+    def __init__(self, rasa_url: str, *, jwt_secret: str = "", timeout_s: float = 5.0,
                  retries: int = 1) -> None:
         self.url = rasa_url.rstrip("/") + "/model/parse"
-        self.token = token
+        self.jwt_secret = check_secret(jwt_secret) if jwt_secret else ""
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
         self.retries = retries
 
     async def parse(self, text: str) -> Parsed:
-        params = {"token": self.token} if self.token else None
+        headers = (bearer_headers(self.jwt_secret, username="shop-actions", ttl_s=60)
+                   if self.jwt_secret else None)
         last_error: Exception | None = None
         for attempt in range(1 + self.retries):
             try:
                 async with aiohttp.ClientSession(timeout=self.timeout) as session:
                     async with session.post(self.url, json={"text": text},
-                                            params=params) as response:
+                                            headers=headers) as response:
                         if response.status != 200:
                             raise ParseError(f"/model/parse answered HTTP {response.status}")
                         return parsed_from_json(await response.json())

@@ -204,6 +204,45 @@ MIGRATIONS: dict[int, Sequence[MigrationStep]] = {
                locked_until TEXT)""",
         _set_demo_postcodes,
     ),
+    # The agent console (console/): agents and their sessions, who holds a ticket and
+    # how it ended, agent lines waiting for a channel without push (REST), the
+    # customer's satisfaction, and the review inbox's intent corrections.
+    4: (
+        "ALTER TABLE tickets ADD COLUMN assigned_agent TEXT",
+        "ALTER TABLE tickets ADD COLUMN claimed_at TEXT",
+        "ALTER TABLE tickets ADD COLUMN first_reply_at TEXT",
+        "ALTER TABLE tickets ADD COLUMN closed_at TEXT",
+        "ALTER TABLE tickets ADD COLUMN resolution TEXT",
+        "ALTER TABLE tickets ADD COLUMN satisfaction INTEGER",
+        # 1: the customer has it (pushed, or an earlier line); 0: to be delivered with
+        # the answer to the customer's next message (actions.handoff).
+        "ALTER TABLE ticket_messages ADD COLUMN delivered INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE ticket_messages ADD COLUMN author TEXT",
+        """CREATE TABLE agents (
+               agent_id TEXT PRIMARY KEY,
+               username TEXT NOT NULL UNIQUE,
+               display_name TEXT NOT NULL,
+               password_hash TEXT NOT NULL,
+               disabled INTEGER NOT NULL DEFAULT 0,
+               created_at TEXT NOT NULL)""",
+        """CREATE TABLE agent_sessions (
+               token_hash TEXT PRIMARY KEY,
+               agent_id TEXT NOT NULL REFERENCES agents (agent_id),
+               csrf_token TEXT NOT NULL,
+               created_at TEXT NOT NULL,
+               expires_at TEXT NOT NULL)""",
+        """CREATE TABLE intent_reviews (
+               message_key TEXT PRIMARY KEY,
+               sender_id TEXT NOT NULL,
+               text TEXT NOT NULL,
+               predicted_intent TEXT,
+               confidence REAL,
+               intent TEXT NOT NULL,
+               verdict TEXT NOT NULL,
+               agent_id TEXT,
+               reviewed_at TEXT NOT NULL)""",
+        "CREATE INDEX tickets_status ON tickets (status, created_at)",
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

@@ -48,7 +48,7 @@ class Services:
                                       seed=self.settings.seed_demo_data)
         if self.classifier is None:
             self.classifier = RasaParseClient(self.settings.rasa_url,
-                                              token=self.settings.rasa_token,
+                                              jwt_secret=self.settings.rasa_jwt_secret,
                                               timeout_s=self.settings.parse_timeout_s)
 
 

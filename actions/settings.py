@@ -6,7 +6,7 @@ environment variables::
 
     SHOP_DATABASE_URL   sqlite+aiosqlite:///path/shop.db or postgresql+asyncpg://...
     RASA_URL            the Rasa server whose /model/parse routes tickets
-    RASA_TOKEN          its --auth-token, when it has one
+    RASA_JWT_SECRET     its JWT secret (the calls send short-lived Bearer tokens)
     FAQ_THRESHOLD       cosine similarity below which an FAQ answer is not given
     SHOP_PROOF_ATTEMPTS failed ownership proofs (e-mail or postcode) before a lock
     SHOP_PROOF_LOCK_S   how long that lock lasts, per conversation and per order
@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from actions.exceptions import SettingsError
+from cs_core.api_auth import check_secret
 from cs_core.errors import InvalidRule
 from cs_core.escalation import EscalationRules, rules_from_config
 
@@ -39,7 +40,7 @@ class Settings:
         database_url: SQLAlchemy async URL of the shop database.
         seed_demo_data: Fill a new, empty database with the demo shop.
         rasa_url: Base URL of the Rasa server (for /model/parse).
-        rasa_token: The Rasa server's auth token, if any.
+        rasa_jwt_secret: The Rasa server's ``RASA_JWT_SECRET``, if its API has one.
         parse_timeout_s: Timeout of one /model/parse call (one retry follows).
         knowledge_base: The FAQ file (questions and answers).
         faq_model: Sentence-transformers model directory; empty for the packaged MiniLM.
@@ -59,7 +60,7 @@ class Settings:
     database_url: str = f"sqlite+aiosqlite:///{ROOT / 'shop.db'}"
     seed_demo_data: bool = True
     rasa_url: str = "http://127.0.0.1:5005"
-    rasa_token: str = ""
+    rasa_jwt_secret: str = ""
     parse_timeout_s: float = 5.0
     knowledge_base: Path = ROOT / "actions" / "knowledge_base.yml"
     faq_model: str = ""
@@ -99,7 +100,7 @@ class Settings:
         env = os.environ if environ is None else environ
         kwargs: dict[str, object] = {}
         names = {"SHOP_DATABASE_URL": "database_url", "RASA_URL": "rasa_url",
-                 "RASA_TOKEN": "rasa_token", "FAQ_MODEL": "faq_model"}
+                 "RASA_JWT_SECRET": "rasa_jwt_secret", "FAQ_MODEL": "faq_model"}
         for variable, name in names.items():
             if env.get(variable):
                 kwargs[name] = env[variable]
@@ -111,6 +112,11 @@ class Settings:
                     kwargs[name] = float(env[variable])
                 except ValueError:
                     raise SettingsError(f"{variable}={env[variable]!r}: use a number") from None
+        if env.get("RASA_JWT_SECRET"):
+            try:
+                check_secret(env["RASA_JWT_SECRET"])
+            except ValueError as error:
+                raise SettingsError(str(error)) from None
         if env.get("SHOP_PROOF_ATTEMPTS"):
             try:
                 kwargs["proof_attempts"] = int(env["SHOP_PROOF_ATTEMPTS"])
@@ -133,11 +139,11 @@ class Settings:
         return cls(**kwargs)  # type: ignore[arg-type]
 
     def redacted(self) -> dict[str, object]:
-        """The settings for a log line, without the token or database password."""
+        """The settings for a log line, without the secret or database password."""
         shown: dict[str, object] = {}
         for item in fields(self):
             value = getattr(self, item.name)
-            if item.name == "rasa_token":
+            if item.name == "rasa_jwt_secret":
                 value = "***" if value else ""
             elif item.name == "database_url":
                 value = _without_password(str(value))

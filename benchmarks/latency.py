@@ -22,6 +22,7 @@ import http.client
 import json
 import os
 import platform
+import secrets
 import sys
 import time
 from datetime import datetime, timezone
@@ -42,6 +43,9 @@ from _servers import (  # noqa: E402
     wait_until_up,
 )
 
+sys.path.insert(0, str(ROOT))
+from cs_core.api_auth import bearer_headers  # noqa: E402
+
 
 def read_texts(path: Path, count: int) -> list[str]:
     with path.open(newline="", encoding="utf-8") as handle:
@@ -52,14 +56,16 @@ def read_texts(path: Path, count: int) -> list[str]:
 class Client:
     """One keep-alive HTTP connection to a server's /model/parse."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, jwt_secret: str) -> None:
         self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        # As the action server calls it: a Bearer token (Rasa's JWT auth); one for the run.
+        self.headers = {"Content-Type": "application/json"} | bearer_headers(
+            jwt_secret, username="latency-benchmark", ttl_s=6 * 3600)
 
     def parse(self, text: str) -> tuple[float, dict]:
         body = json.dumps({"text": text})
         began = time.perf_counter()
-        self.connection.request("POST", "/model/parse", body,
-                                {"Content-Type": "application/json"})
+        self.connection.request("POST", "/model/parse", body, self.headers)
         response = self.connection.getresponse()
         data = response.read()
         elapsed = time.perf_counter() - began
@@ -116,15 +122,16 @@ def main() -> int:
     logs = options.results.parent / "logs"
     logs.mkdir(exist_ok=True)
     processes, clients, startup = {}, {}, {}
+    jwt_secret = secrets.token_urlsafe(32)
     try:
         for name, path in served.items():
             port = free_port()
             processes[name] = start(
                 [str(BIN / "python"), "-m", "bot.serve", "--enable-api", "--interface",
                  "127.0.0.1", "--port", str(port), "--model", str(path)],
-                logs / f"latency_{name}.log")
+                logs / f"latency_{name}.log", {"RASA_JWT_SECRET": jwt_secret})
             startup[name] = round(wait_until_up(f"http://127.0.0.1:{port}/", processes[name]), 1)
-            clients[name] = Client(port)
+            clients[name] = Client(port, jwt_secret)
         names = list(served)
         for text in texts[:options.warmup]:
             for name in names:

@@ -9,8 +9,9 @@ export RASA_TELEMETRY_ENABLED=false HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
   TOKENIZERS_PARALLELISM=false
 RASA_PORT="${RASA_PORT:-5005}"
 ACTIONS_PORT=5055  # endpoints.yml names this port
+CONSOLE_PORT="${CONSOLE_PORT:-5006}"  # the agent console (python -m console)
 SENTIMENT_MODEL=assets/sentiment  # shipped; retrain with `make sentiment-model`
-TOKEN_FILE=.secrets/rasa_api_token  # git-ignored
+JWT_SECRET_FILE=.secrets/rasa_jwt_secret  # git-ignored
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -40,8 +41,8 @@ secret() {
   fi
   export "${var?}"
 }
-# The HTTP API's token.
-secret RASA_TOKEN "$TOKEN_FILE" "HTTP API token"
+# The key of the HTTP API's Bearer tokens (Rasa's JWT auth; cs_core/api_auth.py).
+secret RASA_JWT_SECRET "$JWT_SECRET_FILE" "HTTP API JWT secret"
 # The key that signs web chat session ids (bot/webchat_session.py), kept so that
 # sessions survive restarts.
 SESSION_SECRET_FILE=.secrets/webchat_session_secret  # git-ignored
@@ -49,6 +50,8 @@ secret WEBCHAT_SESSION_SECRET "$SESSION_SECRET_FILE" "web chat session secret"
 # The action server classifies complaints through this Rasa server's /model/parse.
 export RASA_URL="http://127.0.0.1:$RASA_PORT"
 ORIGIN="http://localhost:$RASA_PORT"
+
+export CONSOLE_HOST=127.0.0.1 CONSOLE_PORT
 
 pids=()
 cleanup() {
@@ -64,25 +67,34 @@ SANIC_HOST=127.0.0.1 "$VENV_BIN/python" -m actions --port "$ACTIONS_PORT" &
 pids+=($!)
 
 step "Starting the assistant on 127.0.0.1:$RASA_PORT"
-# Token authentication on the HTTP API; CORS only for the web chat's origin.
+# JWT authentication on the HTTP API; CORS only for the web chat's origin.
 # python -m bot.serve: `rasa run` through the Rasa server's start-up hook (log
-# masking, action timeout), with the token passed from RASA_TOKEN in-process.
+# masking, action timeout), with the JWT secret passed from RASA_JWT_SECRET in-process.
 "$VENV_BIN/python" -m bot.serve --enable-api \
   --cors "$ORIGIN" "http://127.0.0.1:$RASA_PORT" --interface 127.0.0.1 --port "$RASA_PORT" \
   --model models/assistant.tar.gz --endpoints endpoints.yml \
   --credentials "${RASA_CREDENTIALS:-credentials.yml}" &
 pids+=($!)
 
+step "Starting the agent console on 127.0.0.1:$CONSOLE_PORT"
+# It answers customers through Rasa's HTTP API (RASA_JWT_SECRET) and shares shop.db.
+"$VENV_BIN/python" -m console &
+pids+=($!)
+
 for _ in $(seq 1 180); do
   if curl -sf "http://127.0.0.1:$RASA_PORT/" >/dev/null 2>&1 \
-      && curl -sf "http://127.0.0.1:$ACTIONS_PORT/health" >/dev/null 2>&1; then
+      && curl -sf "http://127.0.0.1:$ACTIONS_PORT/health" >/dev/null 2>&1 \
+      && curl -sf "http://127.0.0.1:$CONSOLE_PORT/health" >/dev/null 2>&1; then
     cat <<TXT
 
 The assistant is up (Ctrl+C stops it):
   web chat:  $ORIGIN/webhooks/webchat/
   chat API:  curl -s localhost:$RASA_PORT/webhooks/rest/webhook -H 'Content-Type: application/json' -d '{"sender": "me", "message": "where is my order 12345?"}'
-  parse API: curl -s "localhost:$RASA_PORT/model/parse?token=\$(cat $TOKEN_FILE)" -H 'Content-Type: application/json' -d '{"text": "where is my order 12345?"}'
-             (the HTTP API needs the token in $TOKEN_FILE, or RASA_TOKEN when you set one)
+  parse API: RASA_JWT_SECRET=\$(cat $JWT_SECRET_FILE) $VENV_BIN/python -m bot.api_token | curl -s localhost:$RASA_PORT/model/parse -H @- -H 'Content-Type: application/json' -d '{"text": "where is my order 12345?"}'
+             (the HTTP API takes Bearer tokens signed with the secret in $JWT_SECRET_FILE)
+  agents:    http://localhost:$CONSOLE_PORT/ (the agent console: queue, takeover, analytics, review)
+             first agent: $VENV_BIN/python -m console create-agent --username you --name "Your Name"
+             (asks for a password; scripts can set CONSOLE_AGENT_PASSWORD instead)
   shop data: shop.db (SQLite; tickets are in its tickets table)
   actions:   http://127.0.0.1:$ACTIONS_PORT/health (localhost only)
 TXT

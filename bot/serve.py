@@ -4,9 +4,13 @@ It takes the options of ``rasa run`` and
 
 - runs ``nlu_components.startup.install`` first (log masking, action timeout
   from ``config.yml`` or ``$RASA_CONFIG``), whatever the model's pipeline is;
-- passes the HTTP API token from the environment (``RASA_TOKEN``) to Rasa
-  inside the process, so that it never appears on a command line (``ps``);
-  ``--auth-token`` on the command line is refused for the same reason.
+- protects the HTTP API with Rasa's JWT authentication: the secret comes from
+  the environment (``RASA_JWT_SECRET``) and reaches Rasa inside the process, so
+  it never appears on a command line (``ps``). Callers send short-lived Bearer
+  tokens (``cs_core.api_auth``, ``python -m bot.api_token``).
+- refuses ``--auth-token`` and ``--jwt-secret`` (``ps`` shows them), a static
+  ``RASA_TOKEN`` (Rasa takes it only as ``?token=`` in URLs, which proxies and
+  access logs keep), and ``--enable-api`` without a secret (an open API).
 
 ``rasa run`` itself still serves the same model, without the hook.
 """
@@ -17,29 +21,51 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 
-TOKEN_VARIABLE = "RASA_TOKEN"
+from cs_core.api_auth import ALGORITHM, SECRET_VARIABLE, secret_from
+
+STATIC_TOKEN_VARIABLE = "RASA_TOKEN"
+SECRET_OPTIONS = ("--auth-token", "--jwt-secret", "--jwt-private-key")
 
 
-class TokenOnCommandLine(SystemExit):
-    """``--auth-token`` was given as an option, where ``ps`` shows it to everyone."""
+class UnsafeAuthentication(SystemExit):
+    """The HTTP API would be open, or its secret would leak (``ps``, URLs)."""
+
+
+class TokenOnCommandLine(UnsafeAuthentication):
+    """A secret was given as an option, where ``ps`` shows it to everyone."""
 
 
 def rasa_arguments(argv: Sequence[str], environ: Mapping[str, str]) -> list[str]:
-    """``rasa run`` arguments: ``argv`` plus the token from ``environ`` when the
-    HTTP API is enabled.
+    """``rasa run`` arguments: ``argv`` plus, when the HTTP API is enabled, Rasa's
+    JWT authentication with the secret from ``environ``.
 
     Raises:
-        TokenOnCommandLine: ``argv`` holds ``--auth-token``.
+        TokenOnCommandLine: ``argv`` holds a secret option.
+        UnsafeAuthentication: ``RASA_TOKEN`` is set, the API is enabled without
+            ``RASA_JWT_SECRET``, or the secret is too short.
     """
-    if any(arg == "--auth-token" or arg.startswith("--auth-token=") for arg in argv):
-        raise TokenOnCommandLine(
-            f"bot.serve: do not put the token on the command line (ps shows it); "
-            f"set {TOKEN_VARIABLE} in the environment instead")
+    for arg in argv:
+        if arg in SECRET_OPTIONS or arg.startswith(tuple(o + "=" for o in SECRET_OPTIONS)):
+            raise TokenOnCommandLine(
+                f"bot.serve: do not put {arg.split('=')[0]} on the command line (ps shows "
+                f"it); set {SECRET_VARIABLE} in the environment instead")
+    if environ.get(STATIC_TOKEN_VARIABLE):
+        raise UnsafeAuthentication(
+            f"bot.serve: {STATIC_TOKEN_VARIABLE} is no longer used: Rasa takes a static "
+            f"token only as ?token= in URLs, which proxies and access logs keep. Set "
+            f"{SECRET_VARIABLE} and send Bearer tokens (python -m bot.api_token)")
     arguments = ["run", *argv]
-    token = environ.get(TOKEN_VARIABLE, "")
-    if token and "--enable-api" in argv:
-        arguments += ["--auth-token", token]
-    return arguments
+    if "--enable-api" not in argv:
+        return arguments
+    try:
+        secret = secret_from(environ)
+    except ValueError as error:
+        raise UnsafeAuthentication(f"bot.serve: {error}") from None
+    if not secret:
+        raise UnsafeAuthentication(
+            f"bot.serve: --enable-api without {SECRET_VARIABLE} would let anyone read and "
+            f"write every conversation; set it (make run keeps one in .secrets/)")
+    return arguments + ["--jwt-secret", secret, "--jwt-method", ALGORITHM]
 
 
 def main(argv: Sequence[str] | None = None) -> None:

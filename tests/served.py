@@ -22,6 +22,8 @@ from typing import Any
 
 import pytest
 
+from cs_core.api_auth import bearer_headers
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SENTIMENT_MODEL = ROOT / "assets" / "sentiment"  # shipped (benchmarks/sentiment_v2.py)
@@ -57,15 +59,16 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def get(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=5) as response:
+def get(url: str, headers: dict[str, str] | None = None) -> bytes:
+    request = urllib.request.Request(url, headers=headers or {})
+    with urllib.request.urlopen(request, timeout=5) as response:
         return response.read()
 
 
-def post(url: str, payload: dict) -> object:
+def post(url: str, payload: dict, headers: dict[str, str] | None = None) -> object:
     """POSTs JSON, returns the decoded answer (``HTTPError`` for 4xx/5xx)."""
     request = urllib.request.Request(url, data=json.dumps(payload).encode(),
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json"} | (headers or {}))
     with urllib.request.urlopen(request, timeout=60) as response:
         return json.loads(response.read())
 
@@ -120,6 +123,16 @@ async def serve_sanic_on_loopback(app: Any) -> AsyncIterator[int]:
             await server.after_stop()
 
 
+def api_secret() -> str:
+    """A fresh ``RASA_JWT_SECRET`` for one pair of servers."""
+    return secrets.token_urlsafe(32)
+
+
+def api(served: dict, **claims: Any) -> dict[str, str]:
+    """Headers for Rasa's HTTP API: a fresh admin Bearer token (``cs_core.api_auth``)."""
+    return bearer_headers(served["jwt_secret"], **{"username": "tests", **claims})
+
+
 def endpoints_file(path: Path, actions_url: str, tracker_db: Path) -> Path:
     """An endpoints.yml with the action server's URL and a SQLite tracker store."""
     path.write_text(
@@ -128,27 +141,28 @@ def endpoints_file(path: Path, actions_url: str, tracker_db: Path) -> Path:
     return path
 
 
-def start_action_server(port: int, shop: Path, rasa_port: int, token: str,
+def start_action_server(port: int, shop: Path, rasa_port: int, jwt_secret: str,
                         log: Path) -> subprocess.Popen:
     """`python -m actions` on 127.0.0.1:port with its own shop database."""
     with log.open("a") as out:
         return subprocess.Popen(
             [str(BIN / "python"), "-m", "actions", "--port", str(port)],
             cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-            env=ENV | {"SANIC_HOST": "127.0.0.1", "RASA_TOKEN": token,
+            env=ENV | {"SANIC_HOST": "127.0.0.1", "RASA_JWT_SECRET": jwt_secret,
                        "RASA_URL": f"http://127.0.0.1:{rasa_port}",
                        "SHOP_DATABASE_URL": f"sqlite+aiosqlite:///{shop}"})
 
 
-def start_rasa(model: Path, port: int, endpoints: Path, token: str,
+def start_rasa(model: Path, port: int, endpoints: Path, jwt_secret: str,
                log: Path) -> subprocess.Popen:
-    """`python -m bot.serve --enable-api` (token from the environment) on 127.0.0.1:port."""
+    """`python -m bot.serve --enable-api` (JWT secret from the environment) on 127.0.0.1:port."""
     with log.open("a") as out:
         return subprocess.Popen(
             [str(BIN / "python"), "-m", "bot.serve", "--enable-api",
              "--interface", "127.0.0.1", "--port", str(port), "--model", str(model),
              "--endpoints", str(endpoints), "--credentials", "credentials.yml"],
-            cwd=ROOT, env=ENV | {"RASA_TOKEN": token, "SHOP_IDENTITY_SECRET": IDENTITY_SECRET},
+            cwd=ROOT, env=ENV | {"RASA_JWT_SECRET": jwt_secret,
+                                 "SHOP_IDENTITY_SECRET": IDENTITY_SECRET},
             stdout=out, stderr=subprocess.STDOUT)
 
 
@@ -170,18 +184,18 @@ def serve_assistant(assistant_model: Path,
     work = tmp_path_factory.mktemp("served")
     rasa_port, actions_port = free_port(), free_port()
     database = work / "tracker.db"
-    token = secrets.token_urlsafe(16)
+    jwt_secret = api_secret()
     shop = work / "shop.db"
     actions_url = f"http://127.0.0.1:{actions_port}/webhook"
     endpoints = endpoints_file(work / "endpoints.yml", actions_url, database)
     processes = [
-        start_action_server(actions_port, shop, rasa_port, token, work / "actions.log"),
-        start_rasa(assistant_model, rasa_port, endpoints, token, work / "rasa.log"),
+        start_action_server(actions_port, shop, rasa_port, jwt_secret, work / "actions.log"),
+        start_rasa(assistant_model, rasa_port, endpoints, jwt_secret, work / "rasa.log"),
     ]
     try:
         wait_until_up(f"http://127.0.0.1:{actions_port}/health", processes)
         wait_until_up(f"http://127.0.0.1:{rasa_port}/", processes)  # no token needed
         yield {"url": f"http://127.0.0.1:{rasa_port}", "database": database, "work": work,
-               "token": token, "shop": shop, "actions_url": actions_url}
+               "jwt_secret": jwt_secret, "shop": shop, "actions_url": actions_url}
     finally:
         stop(*processes)

@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 import urllib.error
 from pathlib import Path
 
 import pytest
 
-from tests.served import BIN, post, run, tail
+from cs_core.api_auth import bearer_headers
+from tests.served import BIN, api, get, post, run, tail
 
 pytestmark = pytest.mark.slow
 
 
-def parse_url(served: dict) -> str:
-    return served["url"] + "/model/parse?token=" + served["token"]
+def parse(served: dict, text: str) -> dict:
+    """``/model/parse`` with a Bearer token, as the action server calls it."""
+    return post(served["url"] + "/model/parse", {"text": text}, api(served))
 
 
 def chat(served: dict, sender: str, *messages: str) -> list[str]:
@@ -56,7 +59,7 @@ def test_conversation_stories_pass(assistant_model: Path, tmp_path: Path) -> Non
 
 
 def test_model_parse_gives_intent_order_number_and_sentiment(served: dict) -> None:
-    parsed = post(parse_url(served), {"text": "where is my order 12345?"})
+    parsed = parse(served, "where is my order 12345?")
 
     assert parsed["intent"]["name"] == "order_status", parsed["intent"]
     assert [(e["entity"], e["value"]) for e in parsed["entities"]] == [("order_id", "12345")]
@@ -72,7 +75,7 @@ def test_model_parse_gives_intent_order_number_and_sentiment(served: dict) -> No
      ("thank you so much, you were really helpful!", "positive")],
 )
 def test_sentiment_of_clear_cases(served: dict, text: str, label: str) -> None:
-    parsed = post(parse_url(served), {"text": text})
+    parsed = parse(served, text)
 
     assert parsed["sentiment"]["label"] == label, parsed["sentiment"]
 
@@ -101,12 +104,45 @@ def test_rest_conversation_for_order_status(served: dict) -> None:
                  f"rest:{sender}") == [(0,)]
 
 
-@pytest.mark.parametrize("suffix", ["", "?token=wrong"])
-def test_http_api_refuses_requests_without_the_token(served: dict, suffix: str) -> None:
+def forged(served: dict) -> dict[str, str]:
+    return bearer_headers("not-the-servers-secret-0123456789abcdef")
+
+
+def expired(served: dict) -> dict[str, str]:
+    return api(served, now=time.time() - 3600, ttl_s=60)
+
+
+def static_token(served: dict) -> dict[str, str]:
+    return {"Authorization": f"Bearer {served['jwt_secret']}"}  # the secret is not a token
+
+
+@pytest.mark.parametrize("headers", [lambda served: {}, forged, expired, static_token],
+                         ids=["absent", "forged", "expired", "secret as token"])
+def test_http_api_refuses_requests_without_a_valid_bearer_token(served: dict, headers) -> None:
     with pytest.raises(urllib.error.HTTPError) as error:
-        post(served["url"] + "/model/parse" + suffix, {"text": "hi"})
+        post(served["url"] + "/model/parse", {"text": "hi"}, headers(served))
 
     error.value.close()  # the error holds the response's socket
+    assert error.value.code == 401
+
+
+def test_a_conversation_token_reaches_its_own_conversation_only(served: dict) -> None:
+    chat(served, "scoped-test", "hi")
+    own = api(served, username="rest:scoped-test", role="user")
+
+    tracker = json.loads(get(served["url"] + "/conversations/rest:scoped-test/tracker", own))
+    with pytest.raises(urllib.error.HTTPError) as error:
+        get(served["url"] + "/conversations/rest:someone-else/tracker", own)
+
+    error.value.close()
+    assert tracker["sender_id"] == "rest:scoped-test" and error.value.code == 403
+
+
+def test_a_static_token_in_the_url_is_not_accepted(served: dict) -> None:
+    with pytest.raises(urllib.error.HTTPError) as error:
+        post(served["url"] + "/model/parse?token=" + served["jwt_secret"], {"text": "hi"})
+
+    error.value.close()
     assert error.value.code == 401
 
 
@@ -177,13 +213,13 @@ def test_complaint_is_routed_through_model_parse(served: dict) -> None:
     assert order_id == "55120"
 
 
-def test_the_api_token_never_reaches_the_logs(served: dict) -> None:
+def test_the_api_secret_never_reaches_the_logs(served: dict) -> None:
     # After this module's conversations and API calls (tests run in file order).
-    post(parse_url(served), {"text": "my email is jane.doe@example.com"})
+    parse(served, "my email is jane.doe@example.com")
 
     for name in ("rasa.log", "actions.log"):
         log = (served["work"] / name).read_text(errors="replace")
-        assert served["token"] not in log, name
+        assert served["jwt_secret"] not in log, name
 
 
 def _listening_addresses(port: int) -> set[str]:

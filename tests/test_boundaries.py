@@ -2,7 +2,9 @@
 
 The Rasa server runs ``nlu_components`` (components and policies) and ``bot``
 (channels); the action server runs ``actions``. Neither may load the other,
-and ``cs_core`` loads neither framework.
+and ``cs_core`` loads neither framework. The agent console (``console``) is a
+third process: it may use the shop database through ``actions``, but reaches Rasa
+only over its HTTP API, and no server imports it.
 """
 
 from __future__ import annotations
@@ -34,10 +36,11 @@ def imported_packages(package: str) -> dict[str, set[str]]:
 
 
 @pytest.mark.parametrize(("package", "forbidden"), [
-    *[(package, {"actions", "rasa_sdk", "sqlalchemy"}) for package in RASA_SIDE],
-    *[(package, {"nlu_components", "bot", "rasa"}) for package in ACTION_SIDE],
+    *[(package, {"actions", "rasa_sdk", "sqlalchemy", "console"}) for package in RASA_SIDE],
+    *[(package, {"nlu_components", "bot", "rasa", "console"}) for package in ACTION_SIDE],
     ("cs_core", {"rasa", "rasa_sdk", "actions", "nlu_components", "bot", "training", "torch",
-                 "sqlalchemy", "aiohttp"}),
+                 "sqlalchemy", "aiohttp", "console"}),
+    ("console", {"rasa", "rasa_sdk", "nlu_components", "bot", "training", "torch"}),
     ("training", {"rasa", "rasa_sdk", "actions", "nlu_components", "bot", "cs_core"}),
 ])
 def test_no_module_imports_across_the_boundary(package: str, forbidden: set[str]) -> None:

@@ -25,6 +25,8 @@ from tests.served import (
     BIN,
     ENV,
     ROOT,
+    api,
+    api_secret,
     endpoints_file,
     free_port,
     get,
@@ -102,15 +104,15 @@ def faulty(assistant_model: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     """A Rasa server whose action server sits behind a ``FlakyProxy``."""
     work = tmp_path_factory.mktemp("faults")
     rasa_port, actions_port = free_port(), free_port()
-    token = "faults-token"
-    actions = start_action_server(actions_port, work / "shop.db", rasa_port, token,
+    jwt_secret = api_secret()
+    actions = start_action_server(actions_port, work / "shop.db", rasa_port, jwt_secret,
                                   work / "actions.log")
     proxy = FlakyProxy(f"http://127.0.0.1:{actions_port}/webhook")
     proxy.start()
     endpoints = endpoints_file(work / "endpoints.yml", proxy.url, work / "tracker.db")
     servers = {"model": assistant_model, "port": rasa_port, "endpoints": endpoints,
-               "token": token, "log": work / "rasa.log"}
-    rasa = start_rasa(assistant_model, rasa_port, endpoints, token, servers["log"])
+               "jwt_secret": jwt_secret, "log": work / "rasa.log"}
+    rasa = start_rasa(assistant_model, rasa_port, endpoints, jwt_secret, servers["log"])
     state = {"url": f"http://127.0.0.1:{rasa_port}", "proxy": proxy, "rasa": rasa,
              "servers": servers, "shop": work / "shop.db"}
     try:
@@ -130,8 +132,8 @@ def say(faulty: dict, sender: str, message: str) -> str:
 
 def user_texts(faulty: dict, sender: str) -> list[str]:
     # REST conversations are namespaced (bot/trust.py); Sanic wants the ":" unencoded.
-    tracker = json.loads(get(f"{faulty['url']}/conversations/rest:{sender}/tracker"
-                             f"?token={faulty['servers']['token']}"))
+    tracker = json.loads(get(f"{faulty['url']}/conversations/rest:{sender}/tracker",
+                             api(faulty["servers"])))
     return [event["text"] for event in tracker["events"] if event["event"] == "user"]
 
 
@@ -174,7 +176,7 @@ def test_a_rasa_restart_keeps_the_conversation(faulty: dict) -> None:
     stop(faulty["rasa"])
     servers = faulty["servers"]
     faulty["rasa"] = start_rasa(servers["model"], servers["port"], servers["endpoints"],
-                                servers["token"], servers["log"])
+                                servers["jwt_secret"], servers["log"])
     wait_until_up(faulty["url"] + "/", [faulty["rasa"]])
 
     assert "order 36402 is cancelled" in say(faulty, sender, "yes")

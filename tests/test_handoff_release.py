@@ -1,7 +1,7 @@
 """The hand-over ends, end to end: the real model, `rasa run --enable-api` and the
 action server (actions/handoff.py, actions/session.py).
 
-Four ways out: the ticket closed through Rasa's token-protected
+Four ways out: the ticket closed through Rasa's JWT-protected
 ``POST /conversations/<sender>/trigger_intent``, no colleague's reply within
 ``HANDOFF_TIMEOUT_S`` (a Rasa reminder), the customer going back to the bot, and
 a new session. The servers are this module's own, the action server with a
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 import sqlite3
 import subprocess
 import time
@@ -25,10 +24,13 @@ from pathlib import Path
 
 import pytest
 
+from cs_core.api_auth import bearer_headers
 from tests.served import (
     BIN,
     ENV,
     ROOT,
+    api,
+    api_secret,
     endpoints_file,
     free_port,
     get,
@@ -54,7 +56,7 @@ def served(assistant_model: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     """Both servers on free localhost ports, the action server with HANDOFF_TIMEOUT_S."""
     work = tmp_path_factory.mktemp("handoff-served")
     rasa_port, actions_port = free_port(), free_port()
-    token = secrets.token_urlsafe(16)
+    jwt_secret = api_secret()
     shop, tracker_db = work / "shop.db", work / "tracker.db"
     actions_url = f"http://127.0.0.1:{actions_port}/webhook"
     endpoints = endpoints_file(work / "endpoints.yml", actions_url, tracker_db)
@@ -62,16 +64,16 @@ def served(assistant_model: Path, tmp_path_factory: pytest.TempPathFactory) -> I
         actions = subprocess.Popen(
             [str(BIN / "python"), "-m", "actions", "--port", str(actions_port)], cwd=ROOT,
             stdout=log, stderr=subprocess.STDOUT,
-            env=ENV | {"SANIC_HOST": "127.0.0.1", "RASA_TOKEN": token,
+            env=ENV | {"SANIC_HOST": "127.0.0.1", "RASA_JWT_SECRET": jwt_secret,
                        "RASA_URL": f"http://127.0.0.1:{rasa_port}",
                        "SHOP_DATABASE_URL": f"sqlite+aiosqlite:///{shop}",
                        "HANDOFF_TIMEOUT_S": str(TIMEOUT_S)})
-    processes = [actions, start_rasa(assistant_model, rasa_port, endpoints, token,
+    processes = [actions, start_rasa(assistant_model, rasa_port, endpoints, jwt_secret,
                                      work / "rasa.log")]
     try:
         wait_until_up(f"http://127.0.0.1:{actions_port}/health", processes)
         wait_until_up(f"http://127.0.0.1:{rasa_port}/", processes)
-        yield {"url": f"http://127.0.0.1:{rasa_port}", "token": token, "shop": shop,
+        yield {"url": f"http://127.0.0.1:{rasa_port}", "jwt_secret": jwt_secret, "shop": shop,
                "tracker_db": tracker_db, "work": work}
     finally:
         stop(*processes)
@@ -98,17 +100,19 @@ def conversation(sender: str) -> str:
     return f"rest:{sender}"
 
 
-def close_ticket(served: dict, sender: str, reference: str, token: str | None = None) -> dict:
-    """The ticket system's call (README): trigger_intent with the API token."""
+def close_ticket(served: dict, sender: str, reference: str,
+                 headers: dict[str, str] | None = None) -> dict:
+    """The ticket system's call (README): trigger_intent with a Bearer token."""
     url = (f"{served['url']}/conversations/{conversation(sender)}/trigger_intent"
-           f"?token={served['token'] if token is None else token}&output_channel=latest")
+           f"?output_channel=latest")
     return post(url, {"name": "EXTERNAL_ticket_closed",
-                      "entities": {"ticket_reference": reference}})
+                      "entities": {"ticket_reference": reference}},
+                api(served) if headers is None else headers)
 
 
 def tracker(served: dict, sender: str) -> dict:
-    return json.loads(get(f"{served['url']}/conversations/{conversation(sender)}/tracker"
-                          f"?token={served['token']}"))
+    return json.loads(get(f"{served['url']}/conversations/{conversation(sender)}/tracker",
+                          api(served)))
 
 
 def bot_texts(state: dict) -> list[str]:
@@ -138,16 +142,18 @@ def test_closing_the_ticket_through_the_api_gives_self_service_back(served: dict
     assert not any(RELEASED_BY_TIMEOUT in text for text in bot_texts(tracker(served, sender)))
 
 
-@pytest.mark.parametrize("token", ["", "wrong"])
-def test_closing_a_ticket_needs_the_api_token(served: dict, token: str) -> None:
-    sender = f"release-no-token-{token or 'none'}"
+@pytest.mark.parametrize("kind", ["absent", "forged", "another conversation's"])
+def test_closing_a_ticket_needs_an_admin_token(served: dict, kind: str) -> None:
+    sender = f"release-no-token-{kind.split()[0]}"
     reference = hand_over(served, sender)
+    headers = {"absent": {}, "forged": bearer_headers("f" * 40, username="x"),
+               "another conversation's": api(served, username="rest:other", role="user")}
 
     with pytest.raises(urllib.error.HTTPError) as error:
-        close_ticket(served, sender, reference, token=token)
+        close_ticket(served, sender, reference, headers[kind])
 
     error.value.close()
-    assert error.value.code == 401
+    assert error.value.code == (403 if kind == "another conversation's" else 401)
     assert ticket_status(served, reference) == "open"
     assert PENDING in say(served, sender, "still there?")
 

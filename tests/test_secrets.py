@@ -55,7 +55,7 @@ def test_channel_credentials_come_from_the_environment(name: str) -> None:
 
 
 def test_generated_secrets_are_ignored_by_git() -> None:
-    ignored = subprocess.run(["git", "check-ignore", ".secrets/rasa_api_token", "shop.db",
+    ignored = subprocess.run(["git", "check-ignore", ".secrets/rasa_jwt_secret", "shop.db",
                               "tracker.db"], cwd=ROOT, capture_output=True, text=True)
 
-    assert ignored.stdout.split() == [".secrets/rasa_api_token", "shop.db", "tracker.db"]
+    assert ignored.stdout.split() == [".secrets/rasa_jwt_secret", "shop.db", "tracker.db"]

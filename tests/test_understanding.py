@@ -13,8 +13,7 @@ import json
 
 import pytest
 
-from tests.served import post
-from tests.test_assistant import chat, parse_url, query
+from tests.test_assistant import chat, parse, query
 
 pytestmark = pytest.mark.slow
 
@@ -50,7 +49,7 @@ INTENTS = [
 
 @pytest.mark.parametrize(("text", "label"), SENTIMENT)
 def test_sentiment_reads_real_customers(served: dict, text: str, label: str) -> None:
-    sentiment = post(parse_url(served), {"text": text})["sentiment"]
+    sentiment = parse(served, text)["sentiment"]
 
     assert sentiment["label"] == label, sentiment
     assert 0.0 <= sentiment["intensity"] <= 1.0
@@ -59,7 +58,7 @@ def test_sentiment_reads_real_customers(served: dict, text: str, label: str) -> 
 
 def test_intensity_separates_fury_from_annoyance(served: dict) -> None:
     def intensity(text: str) -> float:
-        return post(parse_url(served), {"text": text})["sentiment"]["intensity"]
+        return parse(served, text)["sentiment"]["intensity"]
 
     furious = intensity("THIS IS THE THIRD TIME YOU LOST MY PARCEL. I WANT MY MONEY BACK NOW!!!")
     annoyed = intensity("a bit disappointed the parcel is a day late")
@@ -70,7 +69,7 @@ def test_intensity_separates_fury_from_annoyance(served: dict) -> None:
 
 @pytest.mark.parametrize(("text", "intent"), INTENTS)
 def test_intents_of_casual_and_misspelt_messages(served: dict, text: str, intent: str) -> None:
-    parsed = post(parse_url(served), {"text": text})
+    parsed = parse(served, text)
 
     expected = intent if isinstance(intent, tuple) else (intent,)
     assert parsed["intent"]["name"] in expected, parsed["intent_ranking"][:3]
@@ -78,14 +77,14 @@ def test_intents_of_casual_and_misspelt_messages(served: dict, text: str, intent
 
 
 def test_order_number_inside_a_misspelt_message_is_extracted(served: dict) -> None:
-    parsed = post(parse_url(served), {"text": "wheres my ordr 48213"})
+    parsed = parse(served, "wheres my ordr 48213")
 
     assert [(e["entity"], e["value"]) for e in parsed["entities"]] == [("order_id", "48213")]
 
 
 @pytest.mark.parametrize("text", ["我的订单48213到哪了？", "¿dónde está mi pedido?"])
 def test_other_languages_get_no_guessed_intent(served: dict, text: str) -> None:
-    parsed = post(parse_url(served), {"text": text})
+    parsed = parse(served, text)
 
     assert parsed["intent"]["name"] == "nlu_fallback"
     assert parsed["unknown_input"]["reason"] == "other_language"
@@ -93,7 +92,7 @@ def test_other_languages_get_no_guessed_intent(served: dict, text: str) -> None:
 
 
 def test_keyboard_mash_reaches_the_fallback(served: dict) -> None:
-    parsed = post(parse_url(served), {"text": "asdkj qwpoe"})
+    parsed = parse(served, "asdkj qwpoe")
 
     assert parsed["intent"]["name"] == "nlu_fallback", parsed["unknown_input"]
 

@@ -3,7 +3,10 @@
 :class:`DingTalkInput` ties the other modules together: it checks each request
 (:mod:`bot.dingtalk.auth`), parses it (:mod:`bot.dingtalk.message`), answers
 DingTalk at once and hands the message to Rasa in the background with a
-:class:`~bot.dingtalk.output.DingTalkOutput` for the replies.
+:class:`~bot.dingtalk.output.DingTalkOutput` for the replies. It remembers each
+conversation's ``sessionWebhook`` (:mod:`bot.dingtalk.sessions`) for
+:meth:`DingTalkInput.get_output_channel`, which reaches users without an incoming
+message (:mod:`bot.dingtalk.push`).
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ from bot.dingtalk.output import (
     DingTalkOutput,
     is_allowed_webhook,
 )
+from bot.dingtalk.push import DingTalkPushOutput
+from bot.dingtalk.robot_api import DINGTALK_API_BASE, DingTalkRobotApi, is_allowed_api_base
+from bot.dingtalk.sessions import DEFAULT_WEBHOOK_CACHE_SIZE, RecentWebhooks
 from bot.trust import VERIFIED_IDENTITY
 
 # The package's logger, not __name__: log configuration and the logger name in log
@@ -54,19 +60,29 @@ class DingTalkInput(InputChannel):
                  send_timeout_s: float = DEFAULT_SEND_TIMEOUT_S, *,
                  webhook_origins: Iterable[str] = DINGTALK_WEBHOOK_ORIGINS,
                  replay_cache_size: int = DEFAULT_REPLAY_CACHE_SIZE,
+                 api_base: str = DINGTALK_API_BASE,
+                 webhook_cache_size: int = DEFAULT_WEBHOOK_CACHE_SIZE,
                  clock: Callable[[], float] = time.time) -> None:
         """Creates the channel.
 
         Args:
             app_secret: The robot's AppSecret; it signs DingTalk's requests.
             app_key: The robot's AppKey; when set, messages whose ``robotCode``
-                differs or is missing are refused.
+                differs or is missing are refused, and :meth:`get_output_channel`
+                can use the robot API.
             timestamp_window_s: How far a request's timestamp may be from now.
             send_timeout_s: Total timeout of one reply to DingTalk.
             webhook_origins: Origins a ``sessionWebhook`` may have (tests use a
                 local server).
             replay_cache_size: How many recent msgIds are remembered to refuse replays.
+            api_base: The robot API's origin (``https://api.dingtalk.com``, or a
+                loopback stub in tests).
+            webhook_cache_size: Of how many conversations the latest
+                ``sessionWebhook`` is remembered for :meth:`get_output_channel`.
             clock: Seconds since the epoch (for tests).
+
+        Raises:
+            ValueError: ``api_base`` is neither DingTalk's API nor a loopback address.
         """
         self.app_secret = app_secret
         self.app_key = app_key
@@ -77,6 +93,11 @@ class DingTalkInput(InputChannel):
         # A request stays valid until its timestamp + window, and that timestamp
         # may itself lie up to a window ahead of the moment we first see it.
         self.recent_ids = RecentMessageIds(2 * timestamp_window_s, replay_cache_size)
+        self.webhooks = RecentWebhooks(webhook_cache_size)
+        # The robot API needs the AppKey (appKey, robotCode) besides the AppSecret.
+        self.robot_api = (DingTalkRobotApi(app_key, app_secret, api_base=api_base,
+                                           timeout_s=send_timeout_s, clock=clock)
+                          if app_key else None)
         self._tasks: set[asyncio.Task] = set()
 
     @classmethod
@@ -95,8 +116,8 @@ class DingTalkInput(InputChannel):
             The channel.
 
         Raises:
-            InvalidConfigException: ``app_secret`` is missing or empty, or a
-                number is not a positive number.
+            InvalidConfigException: ``app_secret`` is missing or empty, a number is
+                not a positive number, or ``api_base`` is not DingTalk's API.
         """
         # Not a mapping (e.g. an empty block): Rasa would hide an AttributeError.
         credentials = credentials if isinstance(credentials, dict) else {}
@@ -108,13 +129,37 @@ class DingTalkInput(InputChannel):
                 f"file and export DINGTALK_APP_SECRET with the robot's AppSecret "
                 f"(DingTalk developer console > your app > Credentials & basic info).")
         app_key = str(credentials.get("app_key") or "").strip()
+        api_base = credentials.get("api_base") or DINGTALK_API_BASE
+        if not isinstance(api_base, str) or not is_allowed_api_base(api_base.strip()):
+            # The AppSecret is sent there: refuse a typo rather than leak it.
+            raise InvalidConfigException(
+                f"The DingTalk channel's 'api_base' must be {DINGTALK_API_BASE} (or a "
+                f"loopback address for a test stub), not {api_base!r}; fix it under "
+                f"`{CREDENTIALS_KEY}:` in the credentials file.")
         return cls(
             app_secret=secret.strip(),
             app_key=app_key or None,
             timestamp_window_s=_positive(credentials, "timestamp_window_s",
                                          DEFAULT_TIMESTAMP_WINDOW_S),
             send_timeout_s=_positive(credentials, "send_timeout_s", DEFAULT_SEND_TIMEOUT_S),
+            api_base=api_base.strip(),
         )
+
+    def get_output_channel(self) -> DingTalkPushOutput:
+        """An output channel that reaches DingTalk conversations without a message.
+
+        Rasa uses it for messages that answer no user message, e.g. a human agent's
+        reply added with ``POST /conversations/<id>/tracker/events?output_channel=latest
+        &execute_side_effects=true``. It sends to the conversation's latest
+        ``sessionWebhook`` while that has not expired, else (single chats, with
+        ``app_key`` set) through the robot API, else logs a warning and drops the
+        message (see :mod:`bot.dingtalk.push`).
+
+        Returns:
+            The output channel; it finds the conversation by the recipient id.
+        """
+        return DingTalkPushOutput(self.webhooks, self.robot_api, timeout_s=self.send_timeout_s,
+                                  clock=self.clock)
 
     def get_metadata(self, request: Request) -> dict[str, Any] | None:
         """The DingTalk fields of the request's message (see DingTalkMessage.metadata)
@@ -210,6 +255,8 @@ class DingTalkInput(InputChannel):
             logger.warning("DingTalk: refused a replay of message %s", message.msg_id)
             return response.json({"error": "message already received"}, status=401)
 
+        self.webhooks.remember(message.rasa_sender_id, message.session_webhook,
+                               message.session_webhook_expires_ms)
         output = self._output(message)
         if message.text is None:
             self._spawn(output.send_text_message(message.rasa_sender_id, ONLY_TEXT_REPLY))

@@ -5,7 +5,8 @@ Incoming: :func:`parse_payload` turns the JSON body of a webhook request into a
 
 Outgoing: :data:`EMPTY_REPLY` answers the webhook request itself;
 :func:`text_message` and :func:`markdown_message` build the bodies that are POSTed to
-a conversation's ``sessionWebhook``.
+a conversation's ``sessionWebhook``; :func:`robot_template` turns them into the robot
+API's templates, and :func:`single_chat_user` finds the user that API sends to.
 """
 
 from __future__ import annotations
@@ -192,3 +193,50 @@ def markdown_message(title: str, text: str) -> dict[str, Any]:
         ``{"msgtype": "markdown", "markdown": {"title": title, "text": text}}``.
     """
     return {"msgtype": "markdown", "markdown": {"title": title, "text": text}}
+
+
+def robot_template(payload: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """The robot API's template for a ``sessionWebhook`` message.
+
+    The robot API (``oToMessages/batchSend``) takes a ``msgKey`` and its
+    ``msgParam`` instead of the webhook's ``{"msgtype": ...}`` messages.
+
+    Args:
+        payload: A message as :func:`text_message` or :func:`markdown_message` build it.
+
+    Returns:
+        ``("sampleText", {"content"})`` or ``("sampleMarkdown", {"title", "text"})``;
+        ``None`` for other message types (e.g. an ``actionCard``), whose fields the
+        templates do not match one to one.
+    """
+    msgtype = payload.get("msgtype")
+    if msgtype == "text":
+        content = payload.get("text")
+        if isinstance(content, dict) and isinstance(content.get("content"), str):
+            return "sampleText", {"content": content["content"]}
+    elif msgtype == "markdown":
+        markdown = payload.get("markdown")
+        if (isinstance(markdown, dict) and isinstance(markdown.get("title"), str)
+                and isinstance(markdown.get("text"), str)):
+            return "sampleMarkdown", {"title": markdown["title"], "text": markdown["text"]}
+    return None
+
+
+def single_chat_user(rasa_sender_id: str) -> str | None:
+    """The user of a single-chat conversation, from its Rasa sender id.
+
+    Args:
+        rasa_sender_id: A sender id as :attr:`DingTalkMessage.rasa_sender_id` builds it.
+
+    Returns:
+        The staff id of ``"dingtalk:<staff id>"``; ``None`` for a group conversation
+        (``"dingtalk:<conversationId>:<user>"``), for a user without staff id (their
+        ``senderId`` reads ``"$:LWCP_v1:$..."``), and for other channels' ids: a
+        colon after the prefix means one of the first two, and the robot API's
+        one-to-one messages need a staff id.
+    """
+    prefix = sender_id("dingtalk", "")
+    if not rasa_sender_id.startswith(prefix):
+        return None
+    user = rasa_sender_id[len(prefix):]
+    return user if user and ":" not in user else None

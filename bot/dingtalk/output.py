@@ -1,9 +1,11 @@
 """Sending the bot's replies to DingTalk.
 
-A reply is POSTed with aiohttp to the ``sessionWebhook`` of the message it answers
-(DingTalk's send API for that conversation). The request body that names the
-``sessionWebhook`` is not signed, so :func:`is_allowed_webhook` keeps replies to
-DingTalk's own hosts.
+:class:`DingTalkRendering` turns Rasa's responses into DingTalk messages; its
+subclasses deliver them. :class:`DingTalkOutput` POSTs them with aiohttp to the
+``sessionWebhook`` of the message they answer (DingTalk's send API for that
+conversation); :class:`~bot.dingtalk.push.DingTalkPushOutput` reaches conversations
+without an incoming message. The request body that names the ``sessionWebhook`` is not
+signed, so :func:`is_allowed_webhook` keeps replies to DingTalk's own hosts.
 """
 
 from __future__ import annotations
@@ -61,7 +63,54 @@ def _default_port(scheme: str) -> int | None:
     return {"http": 80, "https": 443}.get(scheme)
 
 
-class DingTalkOutput(OutputChannel):
+class DingTalkRendering(OutputChannel):
+    """Renders Rasa's responses as DingTalk messages; subclasses deliver them.
+
+    DingTalk shows no buttons for these messages: buttons become a list of their
+    titles, images a markdown message.
+    """
+
+    @classmethod
+    def name(cls) -> str:
+        """The channel name."""
+        return "dingtalk"
+
+    async def deliver(self, recipient_id: str, payload: dict[str, Any]) -> bool:
+        """Sends one DingTalk message (``{"msgtype": ..., ...}``) to a conversation.
+
+        Args:
+            recipient_id: The Rasa sender id of the conversation.
+            payload: The message, as DingTalk's send API takes it.
+
+        Returns:
+            Whether DingTalk accepted it.
+        """
+        raise NotImplementedError
+
+    async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
+        """Sends a text message."""
+        await self.deliver(recipient_id, text_message(text))
+
+    async def send_text_with_buttons(self, recipient_id: str, text: str,
+                                     buttons: list[dict[str, Any]], **kwargs: Any) -> None:
+        """Sends the text and the button titles as a list; users type their choice."""
+        lines = [text, *(f"• {button.get('title', '')}" for button in buttons)]
+        await self.send_text_message(recipient_id, "\n".join(lines))
+
+    async def send_image_url(self, recipient_id: str, image: str, **kwargs: Any) -> None:
+        """Sends an image as a markdown message."""
+        await self.deliver(recipient_id, markdown_message("image", f"![image]({image})"))
+
+    async def send_custom_json(self, recipient_id: str, json_message: dict[str, Any],
+                               **kwargs: Any) -> None:
+        """Sends ``custom`` as is when it is a DingTalk message, else as text."""
+        if isinstance(json_message, dict) and isinstance(json_message.get("msgtype"), str):
+            await self.deliver(recipient_id, json_message)
+        else:
+            await super().send_custom_json(recipient_id, json_message, **kwargs)
+
+
+class DingTalkOutput(DingTalkRendering):
     """Sends the bot's replies to one conversation through its ``sessionWebhook``.
 
     Failures (timeouts, HTTP errors, DingTalk ``errcode``) are logged and dropped:
@@ -84,11 +133,6 @@ class DingTalkOutput(OutputChannel):
         self.timeout_s = timeout_s
         self.expires_at_ms = expires_at_ms
         self.clock = clock
-
-    @classmethod
-    def name(cls) -> str:
-        """The channel name."""
-        return "dingtalk"
 
     async def send_payload(self, payload: dict[str, Any]) -> bool:
         """POSTs one DingTalk message (``{"msgtype": ..., ...}``) to the session.
@@ -130,24 +174,14 @@ class DingTalkOutput(OutputChannel):
             return False
         return True
 
-    async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
-        """Sends a text message."""
-        await self.send_payload(text_message(text))
+    async def deliver(self, recipient_id: str, payload: dict[str, Any]) -> bool:
+        """Sends ``payload`` to this session (whoever ``recipient_id`` names).
 
-    async def send_text_with_buttons(self, recipient_id: str, text: str,
-                                     buttons: list[dict[str, Any]], **kwargs: Any) -> None:
-        """Sends the text and the button titles as a list; users type their choice."""
-        lines = [text, *(f"• {button.get('title', '')}" for button in buttons)]
-        await self.send_text_message(recipient_id, "\n".join(lines))
+        Args:
+            recipient_id: The Rasa sender id; the session is this channel's.
+            payload: The message.
 
-    async def send_image_url(self, recipient_id: str, image: str, **kwargs: Any) -> None:
-        """Sends an image as a markdown message."""
-        await self.send_payload(markdown_message("image", f"![image]({image})"))
-
-    async def send_custom_json(self, recipient_id: str, json_message: dict[str, Any],
-                               **kwargs: Any) -> None:
-        """Sends ``custom`` as is when it is a DingTalk message, else as text."""
-        if isinstance(json_message, dict) and isinstance(json_message.get("msgtype"), str):
-            await self.send_payload(json_message)
-        else:
-            await super().send_custom_json(recipient_id, json_message, **kwargs)
+        Returns:
+            Whether DingTalk accepted it.
+        """
+        return await self.send_payload(payload)

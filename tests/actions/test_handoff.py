@@ -13,6 +13,8 @@ from rasa_sdk.events import (
     SessionStarted,
     SlotSet,
 )
+from rasa_sdk.executor import CollectingDispatcher
+from sqlalchemy import text
 
 from actions.backend import NewTicket
 from actions.complaints import ActionFileComplaint
@@ -23,6 +25,7 @@ from actions.handoff import (
     ActionHandoffPending,
     ActionHandoffTimeout,
     ActionReleaseHandoff,
+    ActionStoreSatisfaction,
     duration,
     released,
     timeout_reminder_name,
@@ -426,3 +429,139 @@ def test_the_timeout_setting() -> None:
 def test_a_bad_timeout_setting_is_named(value) -> None:
     with pytest.raises(SettingsError, match="HANDOFF_TIMEOUT_S"):
         Settings.from_env({"HANDOFF_TIMEOUT_S": value})
+
+
+# -- the agent console's side (console/): a claimed ticket, its end, the rating ------------
+
+
+async def claim(services, reference: str, agent: str = "A-1") -> None:
+    """What the console does when an agent claims the ticket."""
+    engine = await services.backend._connection()  # noqa: SLF001 - the test's own database
+    async with engine.begin() as connection:
+        await connection.execute(text(
+            "UPDATE tickets SET assigned_agent = :a WHERE reference = :r"),
+            {"a": agent, "r": reference})
+
+
+async def agent_line(services, reference: str, line: str, delivered: int) -> None:
+    engine = await services.backend._connection()  # noqa: SLF001
+    async with engine.begin() as connection:
+        await connection.execute(text(
+            "INSERT INTO ticket_messages (reference, role, text, created_at, delivered, author) "
+            "VALUES (:r, 'agent', :t, '2026-11-30T00:00:00+00:00', :d, 'A-1')"),
+            {"r": reference, "t": line, "d": delivered})
+
+
+async def test_while_an_agent_holds_the_ticket_the_assistant_is_silent(
+        services, dispatcher, make_tracker) -> None:
+    reference = await open_ticket(services)
+    await claim(services, reference)
+    tracker = make_tracker(handed_over_slots(reference), sender_id="alice",
+                           events=[user_event("hello? anyone there")])
+
+    events = await ActionHandoffPending(services).run(dispatcher, tracker, {})
+
+    # Not empty: ActionFailurePolicy would read an empty result as a failure.
+    assert events == [SlotSet("handoff", True)] and texts(dispatcher) == []
+    ticket = await services.backend.get_ticket(reference)
+    assert ticket.transcript[-1]["text"] == "hello? anyone there"
+
+
+async def test_agent_lines_not_pushed_yet_come_with_the_next_answer_once(
+        services, dispatcher, make_tracker) -> None:
+    reference = await open_ticket(services)
+    await claim(services, reference)
+    await agent_line(services, reference, "Dana: pushed already", delivered=1)
+    await agent_line(services, reference, "Dana: I've refunded you", delivered=0)
+    await agent_line(services, reference, "Dana: anything else?", delivered=0)
+    tracker = make_tracker(handed_over_slots(reference), sender_id="alice",
+                           events=[user_event("ok")])
+
+    await ActionHandoffPending(services).run(dispatcher, tracker, {})
+    first = texts(dispatcher)
+    again = CollectingDispatcher()
+    await ActionHandoffPending(services).run(again, tracker, {})
+
+    assert first == ["Dana: I've refunded you", "Dana: anything else?"]
+    assert texts(again) == []
+
+
+async def test_a_claimed_ticket_outlives_the_timeout(services, dispatcher, make_tracker) -> None:
+    reference = await open_ticket(services)
+    await claim(services, reference)
+
+    events = await ActionHandoffTimeout(services).run(dispatcher, external(
+        make_tracker, "EXTERNAL_handoff_timeout", reference,
+        slots=handed_over_slots(reference)), {})
+
+    assert events == [] and texts(dispatcher) == []
+
+
+async def test_a_hand_back_greets_and_asks_for_a_rating(services, dispatcher,
+                                                        make_tracker) -> None:
+    reference = await open_ticket(services)
+    await claim(services, reference)
+    tracker = external(make_tracker, "EXTERNAL_ticket_closed", reference,
+                       slots=handed_over_slots(reference))
+    tracker.latest_message["entities"].append({"entity": "ticket_outcome",
+                                               "value": "handback"})
+
+    events = await ActionReleaseHandoff(services).run(dispatcher, tracker, {})
+
+    assert events[:3] == RELEASE_SLOTS
+    greeting, question = dispatcher.messages
+    assert greeting["text"].startswith("Hello again, it's the shop assistant.")
+    assert question["text"] == "How happy are you with the help you got from our colleague?"
+    assert [b["payload"] for b in question["buttons"]] == [
+        f'/rate_support{{"rating": "{n}"}}' for n in (5, 4, 3, 2, 1)]
+    assert (await services.backend.get_ticket(reference)).status == "closed"
+
+
+async def test_an_unclaimed_ticket_closed_gets_no_rating_question(services, dispatcher,
+                                                                  make_tracker) -> None:
+    reference = await open_ticket(services)
+
+    await ActionReleaseHandoff(services).run(dispatcher, external(
+        make_tracker, "EXTERNAL_ticket_closed", reference, slots=handed_over_slots(reference)),
+        {})
+
+    assert not any(m.get("buttons") for m in dispatcher.messages)
+
+
+def rating(make_tracker, reference: str | None, value: str, sender_id: str = "alice",
+           handoff: bool = False):
+    return make_tracker({"ticket": reference, "handoff": handoff}, intent="rate_support",
+                        entities=[{"entity": "rating", "value": value}], sender_id=sender_id,
+                        text=f'/rate_support{{"rating": "{value}"}}')
+
+
+async def test_the_rating_is_stored_on_the_customers_closed_ticket_once(
+        services, dispatcher, make_tracker) -> None:
+    reference = await open_ticket(services)
+    await services.backend.close_ticket(reference)
+
+    await ActionStoreSatisfaction(services).run(dispatcher, rating(make_tracker, reference, "4"),
+                                                {})
+    await ActionStoreSatisfaction(services).run(dispatcher, rating(make_tracker, reference, "1"),
+                                                {})
+
+    assert (await services.backend.get_ticket(reference)).extra["satisfaction"] == 4
+    assert texts(dispatcher)[0].startswith("Thank you for telling us!")
+    assert texts(dispatcher)[1].startswith("Thanks! There's nothing to rate just now")
+
+
+@pytest.mark.parametrize("case", ["open ticket", "another's ticket", "not 1-5", "no ticket"])
+async def test_a_rating_that_is_not_due_is_not_stored(services, dispatcher, make_tracker,
+                                                      case: str) -> None:
+    reference = await open_ticket(services)
+    if case != "open ticket":
+        await services.backend.close_ticket(reference)
+    tracker = {"open ticket": rating(make_tracker, reference, "5"),
+               "another's ticket": rating(make_tracker, reference, "5", sender_id="mallory"),
+               "not 1-5": rating(make_tracker, reference, "9"),
+               "no ticket": rating(make_tracker, None, "5")}[case]
+
+    await ActionStoreSatisfaction(services).run(dispatcher, tracker, {})
+
+    assert (await services.backend.get_ticket(reference)).extra["satisfaction"] is None
+    assert texts(dispatcher)[0].startswith("Thanks! There's nothing to rate just now")

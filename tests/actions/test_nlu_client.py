@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 
+import jwt
 import pytest
 from aiohttp import web
 
@@ -12,6 +13,7 @@ from actions.exceptions import ParseError
 from actions.nlu_client import RasaParseClient, parsed_from_json
 from tests.served import serve_on_loopback
 
+SECRET = "x" * 40
 GOOD = {"text": "x", "intent": {"name": "return_item", "confidence": 0.91},
         "sentiment": {"label": "negative", "confidence": 0.8, "scores": {"negative": 0.8}}}
 
@@ -25,7 +27,8 @@ async def fake_rasa() -> AsyncIterator[Callable]:
         seen: list = []
 
         async def parse(request: web.Request) -> web.Response:
-            seen.append((await request.json(), dict(request.query)))
+            seen.append((await request.json(), dict(request.query),
+                         request.headers.get("Authorization")))
             answer = answers[min(len(seen), len(answers)) - 1]
             if isinstance(answer, float):  # a slow server
                 await asyncio.sleep(answer)
@@ -44,14 +47,32 @@ async def fake_rasa() -> AsyncIterator[Callable]:
         await runner.cleanup()
 
 
-async def test_parse_sends_text_and_token(fake_rasa) -> None:
+async def test_parse_sends_the_text_and_a_short_lived_bearer_token(fake_rasa) -> None:
     url, seen = await fake_rasa((200, GOOD))
 
-    parsed = await RasaParseClient(url, token="secret").parse("my parcel is broken")
+    parsed = await RasaParseClient(url, jwt_secret=SECRET).parse("my parcel is broken")
 
     assert (parsed.intent, parsed.confidence, parsed.sentiment["label"]) == (
         "return_item", 0.91, "negative")
-    assert seen == [({"text": "my parcel is broken"}, {"token": "secret"})]
+    [(body, query, authorization)] = seen
+    assert (body, query) == ({"text": "my parcel is broken"}, {})  # nothing in the URL
+    scheme, _, token = authorization.partition(" ")
+    claims = jwt.decode(token, SECRET, algorithms=["HS256"])
+    assert scheme == "Bearer" and SECRET not in authorization
+    assert claims["user"]["role"] == "admin" and 0 < claims["exp"] - claims["iat"] <= 60
+
+
+async def test_without_a_secret_no_authorization_is_sent(fake_rasa) -> None:
+    url, seen = await fake_rasa((200, GOOD))
+
+    await RasaParseClient(url).parse("x")
+
+    assert seen[0][2] is None
+
+
+def test_a_short_secret_is_refused() -> None:
+    with pytest.raises(ValueError, match="RASA_JWT_SECRET must be at least 32 bytes"):
+        RasaParseClient("http://127.0.0.1:1", jwt_secret="short")
 
 
 async def test_one_retry_after_a_server_error(fake_rasa) -> None:

@@ -18,15 +18,15 @@ def test_defaults_work_on_a_fresh_clone() -> None:
 def test_environment_overrides() -> None:
     settings = Settings.from_env({
         "SHOP_DATABASE_URL": "postgresql+asyncpg://shop:s3cret@db/shop",
-        "RASA_URL": "http://rasa:5005", "RASA_TOKEN": "tok", "FAQ_THRESHOLD": "0.7",
+        "RASA_URL": "http://rasa:5005", "RASA_JWT_SECRET": "s" * 32, "FAQ_THRESHOLD": "0.7",
         "RASA_PARSE_TIMEOUT": "2.5", "SHOP_SEED_DEMO_DATA": "false"})
 
-    assert (settings.rasa_url, settings.rasa_token, settings.faq_threshold,
+    assert (settings.rasa_url, settings.rasa_jwt_secret, settings.faq_threshold,
             settings.parse_timeout_s, settings.seed_demo_data) == (
-        "http://rasa:5005", "tok", 0.7, 2.5, False)
+        "http://rasa:5005", "s" * 32, 0.7, 2.5, False)
     shown = settings.redacted()
     assert shown["database_url"] == "postgresql+asyncpg://shop:***@db/shop"
-    assert shown["rasa_token"] == "***"
+    assert shown["rasa_jwt_secret"] == "***"
     assert "s3cret" not in str(shown)
 
 
@@ -80,3 +80,8 @@ def test_a_bad_escalation_value_in_the_rasa_config_is_named(tmp_path) -> None:
 
     with pytest.raises(SettingsError, match="RASA_CONFIG.*strong_intensity=3"):
         Settings.from_env({"RASA_CONFIG": str(config)})
+
+
+def test_a_short_rasa_jwt_secret_is_refused_at_start() -> None:
+    with pytest.raises(SettingsError, match="RASA_JWT_SECRET must be at least 32 bytes"):
+        Settings.from_env({"RASA_JWT_SECRET": "short"})

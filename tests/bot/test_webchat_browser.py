@@ -27,6 +27,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from tests.served import api
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -117,10 +119,10 @@ def settle(page: Page, quiet_s: float = 2.0) -> int:
 
 def tracker_texts(served: dict, sender: str) -> list[str]:
     """The user texts of ``sender``'s conversation (a Rasa sender id), from Rasa's HTTP API."""
-    query = f"?token={urllib.parse.quote(served['token'])}" if served.get("token") else ""
     # Sanic 21.12 does not decode route parameters: the namespace's ":" goes as it is.
-    url = f"{served['url']}/conversations/{urllib.parse.quote(sender, safe=':')}/tracker{query}"
-    with urllib.request.urlopen(url, timeout=30) as response:
+    url = f"{served['url']}/conversations/{urllib.parse.quote(sender, safe=':')}/tracker"
+    request = urllib.request.Request(url, headers=api(served) if "jwt_secret" in served else {})
+    with urllib.request.urlopen(request, timeout=30) as response:
         tracker = json.loads(response.read())
     return [event.get("text") for event in tracker["events"] if event["event"] == "user"]
 

@@ -1,7 +1,7 @@
 """Shared by the DingTalk tests: DingTalk's side of the channel, over real HTTP on 127.0.0.1.
 
 DingTalk itself is played by the tests: they sign requests with its algorithm and
-run a local aiohttp server as the ``sessionWebhook`` send API.
+run local aiohttp servers as the ``sessionWebhook`` send API and as the robot API.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from sanic import Sanic
 
 from bot.dingtalk.auth import sign
 from bot.dingtalk.channel import DingTalkInput
-from tests.served import serve_sanic_on_loopback
+from tests.served import serve_on_loopback, serve_sanic_on_loopback
 
 SECRET = "not-a-real-dingtalk-app-secret"
 NOW_S = 1_690_000_000.0
@@ -31,6 +31,10 @@ SESSION_TOKEN = "session-token-123"
 WEBHOOK = "https://oapi.dingtalk.com/robot/sendBySession?session=" + SESSION_TOKEN
 
 OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
+
+# pykwalify, which validates credentials files, loads its extensions the deprecated way.
+PYKWALIFY_NOISE = pytest.mark.filterwarnings(
+    "ignore:the load_module\\(\\) method is deprecated:DeprecationWarning")
 
 # Sanic rewrites its protocol class when an app starts; only in test mode can a
 # second app start in the same process. sanic-testing sets this flag the same way.
@@ -175,3 +179,99 @@ async def robot(send_api: FakeSendApi) -> AsyncIterator[Callable[..., Awaitable[
         yield start
         for server in reversed(servers):
             await server.__aexit__(None, None, None)
+
+
+# --- the robot API (pushed messages) ---------------------------------------------------------
+
+APP_KEY = "dingappkey123"
+ACCESS_TOKEN = "not-a-real-access-token-42"
+USER = "manager4711"
+AGENT_TEXT = "Agent Wang here: your refund for order 12345 is on its way."
+
+
+class Clock:
+    """A settable clock in seconds since the epoch, for the channel's ``clock``."""
+
+    def __init__(self, now: float = NOW_S) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+class FakeRobotApi:
+    """DingTalk's server API (access token, one-to-one robot messages) on 127.0.0.1.
+
+    Attributes:
+        token_requests: The JSON bodies of the access token requests, in order.
+        sends: ``(access token header, JSON body)`` of each batchSend request.
+        token_status / token_reply: The token endpoint's answer.
+        send_status / send_reply: The batchSend endpoint's answer; a callable reply
+            is called with the request's token header.
+        hang: Whether batchSend waits for ``release`` before answering (a timeout).
+        origin: ``http://127.0.0.1:<port>``, the ``api_base``.
+    """
+
+    def __init__(self) -> None:
+        self.token_requests: list[dict[str, Any]] = []
+        self.sends: list[tuple[str | None, dict[str, Any]]] = []
+        self.tokens_issued = 0
+        self.token_status = 200
+        self.token_reply: dict[str, Any] | None = None
+        self.expire_in = 7200
+        self.send_status = 200
+        self.send_reply: dict[str, Any] = {"processQueryKey": "pqk-1",
+                                           "invalidStaffIdList": [],
+                                           "flowControlledStaffIdList": []}
+        self.refuse_tokens: set[str] = set()
+        self.hang = False
+        self.release = asyncio.Event()
+        self.origin = ""
+
+    async def token(self, request: web.Request) -> web.Response:
+        self.token_requests.append(await request.json())
+        if self.token_reply is not None:
+            return web.json_response(self.token_reply, status=self.token_status)
+        self.tokens_issued += 1
+        return web.json_response({"accessToken": f"{ACCESS_TOKEN}-{self.tokens_issued}",
+                                  "expireIn": self.expire_in}, status=self.token_status)
+
+    async def batch_send(self, request: web.Request) -> web.Response:
+        token = request.headers.get("x-acs-dingtalk-access-token")
+        self.sends.append((token, await request.json()))
+        if self.hang:
+            await self.release.wait()
+        if token in self.refuse_tokens:
+            return web.json_response({"code": "InvalidAuthentication",
+                                      "message": "不合法的access_token", "requestid": "r-401"},
+                                     status=401)
+        return web.json_response(self.send_reply, status=self.send_status)
+
+
+@pytest.fixture
+async def robot_api_stub() -> AsyncIterator[FakeRobotApi]:
+    api = FakeRobotApi()
+    app = web.Application()
+    app.router.add_post("/v1.0/oauth2/accessToken", api.token)
+    app.router.add_post("/v1.0/robot/oToMessages/batchSend", api.batch_send)
+    runner, port = await serve_on_loopback(app)
+    api.origin = f"http://127.0.0.1:{port}"
+    yield api
+    api.release.set()
+    await runner.cleanup()
+
+
+def assert_no_secrets(caplog: pytest.LogCaptureFixture) -> None:
+    """No log line of ours names a secret, a token or the agent's text.
+
+    The stubs' access log (``aiohttp.access``) is DingTalk's side and left out.
+    """
+    ours = "\n".join(record.getMessage() for record in caplog.records
+                     if record.name != "aiohttp.access")
+    for secret in (SECRET, ACCESS_TOKEN, SESSION_TOKEN, AGENT_TEXT):
+        assert secret not in ours

@@ -19,6 +19,7 @@ from bot.dingtalk.output import DingTalkOutput
 from tests.bot.dingtalk.conftest import (
     HOUR_MS,
     NOW_MS,
+    PYKWALIFY_NOISE,
     SECRET,
     SESSION_TOKEN,
     WEBHOOK,
@@ -27,7 +28,6 @@ from tests.bot.dingtalk.conftest import (
     body,
     headers,
 )
-
 
 # --- credentials -----------------------------------------------------------------------------
 
@@ -59,11 +59,6 @@ def test_from_credentials_defaults() -> None:
     assert (channel.app_secret, channel.app_key) == (SECRET, None)
     assert (channel.timestamp_window_s, channel.send_timeout_s) == (3600, 10)
     assert channel.name() == "dingtalk"
-
-
-# pykwalify, which validates credentials files, loads its extensions the deprecated way.
-PYKWALIFY_NOISE = pytest.mark.filterwarnings(
-    "ignore:the load_module\\(\\) method is deprecated:DeprecationWarning")
 
 
 @PYKWALIFY_NOISE

@@ -1,4 +1,5 @@
-"""bot.dingtalk.message: parsing what DingTalk POSTs to the outgoing robot."""
+"""bot.dingtalk.message: parsing what DingTalk POSTs to the outgoing robot, and the robot
+API's side of outgoing messages."""
 
 from __future__ import annotations
 
@@ -7,9 +8,15 @@ from typing import Any
 
 import pytest
 
-from bot.dingtalk.message import DingTalkPayloadError, parse_payload
+from bot.dingtalk.message import (
+    DingTalkPayloadError,
+    markdown_message,
+    parse_payload,
+    robot_template,
+    single_chat_user,
+    text_message,
+)
 from tests.bot.dingtalk.conftest import HOUR_MS, NOW_MS, SESSION_TOKEN, WEBHOOK, body
-
 
 # --- payload ---------------------------------------------------------------------------------
 
@@ -100,3 +107,39 @@ def test_parse_payload_optional_fields(changes: dict[str, Any], is_admin: bool,
 def test_parse_payload_refuses_other_shapes(raw: bytes) -> None:
     with pytest.raises(DingTalkPayloadError):
         parse_payload(raw)
+
+
+# --- the robot API's side --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("payload", "template"),
+    [
+        (text_message("你好\n"), ("sampleText", {"content": "你好\n"})),
+        (markdown_message("image", "![image](https://example.org/p.png)"),
+         ("sampleMarkdown", {"title": "image", "text": "![image](https://example.org/p.png)"})),
+        ({"msgtype": "actionCard", "actionCard": {"title": "Order", "text": "12345"}}, None),
+        ({"msgtype": "text", "text": "not an object"}, None),
+        ({"msgtype": "markdown", "markdown": {"text": "no title"}}, None),
+        ({}, None),
+    ],
+)
+def test_robot_template(payload: dict[str, Any], template: Any) -> None:
+    assert robot_template(payload) == template
+
+
+@pytest.mark.parametrize(
+    ("sender", "user"),
+    [
+        ("dingtalk:manager4711", "manager4711"),
+        (parse_payload(body()).rasa_sender_id, "manager4711"),
+        (parse_payload(body(senderStaffId=None)).rasa_sender_id, None),  # outsider
+        (parse_payload(body(conversationType="2")).rasa_sender_id, None),  # group
+        ("dingtalk:", None),
+        ("rest:manager4711", None),
+        ("webchat:dingtalk:manager4711", None),
+        ("manager4711", None),
+    ],
+)
+def test_single_chat_user(sender: str, user: str | None) -> None:
+    assert single_chat_user(sender) == user

@@ -32,7 +32,9 @@ VERIFIED_IDENTITY = "verified_identity"  # user-message metadata, set by channel
 VERIFIED_ORDERS = "verified_orders"  # slot: {order number: owner}, set by actions only
 PROOF_SLOT = "order_proof"
 
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# ASCII only: \w would take the Chinese words before an address into its local part
+# ("我的邮箱是alex@example.com").
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 # Postcodes as customers type them: 3-10 letters and digits with at least one digit
 # (M14 5RT, LS6 2AB, T12 X8P2, M4B 1B3, 10115, 75008), spaces and dashes ignored.
 _POSTCODE = re.compile(r"^(?=.*\d)[A-Z0-9]{3,10}$")
@@ -54,7 +56,9 @@ def parse_proof(text: object) -> tuple[str, str]:
     email = _EMAIL.search(value)
     if email:
         return email.group(0).lower(), ""
-    candidate = re.sub(r"[\s-]", "", value.upper()).rstrip(".")
+    # Chinese words and punctuation around a postcode ("邮编是M14 5RT。") are not part of it.
+    candidate = re.sub(r"[\s\-\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]", "",
+                       value.upper()).rstrip(".")
     return ("", candidate) if _POSTCODE.match(candidate) else ("", "")
 
 

@@ -29,13 +29,81 @@
   var MAX_ENTRIES = 200;
   var TYPING_TIMEOUT_MS = 120000;
   var TOKEN_WAIT_MS = 3000;
-  var REFUSALS = {
-    token_required: "Please sign in to the shop to chat with us.",
-    token_expired: "Your sign-in has expired. Reload the page to chat again.",
-    token_invalid: "The chat could not confirm who you are. Reload the page to try again.",
-    identity_unavailable: "The chat cannot confirm who you are right now."
+  // The page's own words, in the language the browser asks for first (English or
+  // Simplified Chinese); the assistant's answers follow the customer's messages.
+  var STRINGS = {
+    en: {
+      token_required: "Please sign in to the shop to chat with us.",
+      token_expired: "Your sign-in has expired. Reload the page to chat again.",
+      token_invalid: "The chat could not confirm who you are. Reload the page to try again.",
+      identity_unavailable: "The chat cannot confirm who you are right now.",
+      refused: "The chat refused this session. Reload the page to try again.",
+      suggested: "Suggested replies",
+      image: "Image from the assistant",
+      connecting: "Connecting…",
+      connected: "Connected",
+      starting: "Connected, starting the session…",
+      lost: "Connection lost, reconnecting…",
+      unreachable: "Cannot reach the assistant, retrying…",
+      attempt: "Reconnecting… (attempt {n})",
+      typing: "The assistant is typing…",
+      message: "Your message",
+      placeholder: "Type your message and press Enter",
+      send: "Send",
+      conversation: "Conversation"
+    },
+    zh: {
+      token_required: "请先登录商城再与我们聊天。",
+      token_expired: "您的登录已过期，请刷新页面后再聊天。",
+      token_invalid: "无法确认您的身份，请刷新页面重试。",
+      identity_unavailable: "暂时无法确认您的身份。",
+      refused: "聊天会话被拒绝，请刷新页面重试。",
+      suggested: "推荐回复",
+      image: "助手发送的图片",
+      connecting: "正在连接…",
+      connected: "已连接",
+      starting: "已连接，正在开始会话…",
+      lost: "连接已断开，正在重新连接…",
+      unreachable: "暂时无法连接到助手，正在重试…",
+      attempt: "正在重新连接…（第 {n} 次）",
+      typing: "助手正在输入…",
+      message: "您的消息",
+      placeholder: "输入消息，按回车发送",
+      send: "发送",
+      conversation: "对话"
+    }
   };
-  var DEFAULT_REFUSAL = "The chat refused this session. Reload the page to try again.";
+  var LANGUAGE = ((navigator.languages && navigator.languages[0]) || navigator.language || "en")
+    .toLowerCase().indexOf("zh") === 0 ? "zh" : "en";
+  function t(key, values) {
+    var text = STRINGS[LANGUAGE][key] || STRINGS.en[key];
+    Object.keys(values || {}).forEach(function (name) {
+      text = text.replace("{" + name + "}", values[name]);
+    });
+    return text;
+  }
+  var REFUSALS = {token_required: t("token_required"), token_expired: t("token_expired"),
+                  token_invalid: t("token_invalid"),
+                  identity_unavailable: t("identity_unavailable")};
+  var DEFAULT_REFUSAL = t("refused");
+
+  // The static page in the browser's language (index.html is the English original).
+  function translatePage() {
+    if (LANGUAGE === "en") { return; }
+    document.documentElement.lang = "zh-CN";
+    var set = function (selector, key, attribute) {
+      var node = document.querySelector(selector);
+      if (!node) { return; }
+      if (attribute) { node.setAttribute(attribute, t(key)); } else { node.textContent = t(key); }
+    };
+    set("#status", "connecting");
+    set(".typing__label", "typing");
+    set("label[for=message]", "message");
+    set("#message", "placeholder", "placeholder");
+    set("#send", "send");
+    set("#messages", "conversation", "aria-label");
+  }
+  translatePage();
 
   // The origins whose pages may frame the chat and hand it a token (from the server).
   var embedOrigins = (document.documentElement.dataset.embedOrigins || "")
@@ -136,7 +204,7 @@
     var group = document.createElement("div");
     group.className = "buttons";
     group.setAttribute("role", "group");
-    group.setAttribute("aria-label", "Suggested replies");
+    group.setAttribute("aria-label", t("suggested"));
     entry.buttons.forEach(function (button, position) {
       var element = document.createElement("button");
       element.type = "button";
@@ -170,7 +238,7 @@
       var image = document.createElement("img");
       image.className = "message__image";
       image.src = entry.image;
-      image.alt = entry.text || "Image from the assistant";
+      image.alt = entry.text || t("image");
       item.appendChild(image);
     }
     if (entry.buttons && entry.buttons.length) {
@@ -353,7 +421,7 @@
     writeStorage(SESSION_KEY, sessionId);
     persist();
     state.ready = true;
-    setStatus("connected", "Connected");
+    setStatus("connected", t("connected"));
     var outbox = state.outbox;
     state.outbox = [];
     outbox.forEach(function (entry) {
@@ -427,7 +495,7 @@
   }
 
   socket.on("connect", function () {
-    setStatus("connecting", "Connected, starting the session…");
+    setStatus("connecting", t("starting"));
     requestSession();
   });
   socket.on("session_confirm", onSessionConfirm);
@@ -438,16 +506,16 @@
     if (state.refused) {
       return; // the refusal stays on screen; a new token connects again
     }
-    setStatus("reconnecting", "Connection lost, reconnecting…");
+    setStatus("reconnecting", t("lost"));
     if (reason === "io server disconnect") {
       socket.connect(); // the server closed the socket: socket.io does not retry that
     }
   });
   socket.on("connect_error", function () {
-    setStatus("disconnected", "Cannot reach the assistant, retrying…");
+    setStatus("disconnected", t("unreachable"));
   });
   socket.io.on("reconnect_attempt", function (attempt) {
-    setStatus("reconnecting", "Reconnecting… (attempt " + attempt + ")");
+    setStatus("reconnecting", t("attempt", {n: attempt}));
   });
 
   // For the browser tests and for debugging in the console.

@@ -20,6 +20,9 @@ FORM_SLOTS = ["order_id", "order_proof", "cancel_confirmed"]
     ("m14 5rt", ("", "M145RT")), ("LS6-2AB.", ("", "LS62AB")), ("T12 X8P2", ("", "T12X8P2")),
     ("10115", ("", "10115")), ("no idea", ("", "")), ("yes", ("", "")), ("", ("", "")),
     (None, ("", "")), ("a" * 5000, ("", "")),
+    # Chinese around the proof: not part of the address or the postcode.
+    ("我的邮箱是alex@example.com", ("alex@example.com", "")),
+    ("邮编是M14 5RT。", ("", "M145RT")), ("不知道", ("", "")),
 ])
 def test_parse_proof(text, expected) -> None:
     assert parse_proof(text) == expected

@@ -376,6 +376,31 @@ def test_typing_indicator_buttons_and_reconnection(stub: Stub, page: Page) -> No
     shot(page, "6-reconnected")
 
 
+def test_a_chinese_browser_gets_the_page_in_chinese(stub: Stub, browser: Browser) -> None:
+    context = browser.new_context(locale="zh-CN", viewport={"width": 900, "height": 700})
+    page = context.new_page()
+    try:
+        page.goto(stub.url + PAGE)
+        expect(page.locator("#status")).to_have_text("已连接", timeout=20_000)
+        expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
+        expect(page.get_by_role("button", name="发送")).to_be_visible()
+        expect(page.get_by_label("您的消息")).to_have_attribute("placeholder",
+                                                              "输入消息，按回车发送")
+        page.get_by_label("您的消息").fill("你好")
+        page.get_by_label("您的消息").press("Enter")
+        expect(bot_messages(page).last).to_have_text("echo: 你好", timeout=10_000)
+        shot(page, "7-chinese-interface")
+    finally:
+        context.close()
+
+
+def test_an_english_browser_keeps_the_english_page(stub: Stub, page: Page) -> None:
+    page.goto(stub.url + PAGE)
+    expect_connected(page, timeout=20_000)
+    expect(page.get_by_role("button", name="Send")).to_be_visible()
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+
+
 def test_a_signed_in_customer_cancels_their_order_and_not_anothers(served: dict,
                                                                    page: Page) -> None:
     """The shop signs the customer in with a token in the page; the assistant acts on

@@ -15,6 +15,7 @@ from nlu_components.language_identifier import (
     LanguageConfig,
     LanguageIdentifier,
     identify,
+    language_entity,
     letter_scripts,
     route_other_language,
     script_of,
@@ -199,3 +200,43 @@ def test_routing_replaces_an_earlier_fallback_instead_of_repeating_it() -> None:
     names = [entry["name"] for entry in message.get("intent_ranking")]
     assert names == ["nlu_fallback", "order_status", "refund", "greet"]
     assert message.get("intent") == {"name": "nlu_fallback", "confidence": 0.96}
+
+
+BILINGUAL = LanguageConfig(languages=("en", "zh"))
+
+
+@pytest.mark.parametrize(("text", "start"), [("我的订单48213到哪了？", 0), ("48213号订单呢", 5),
+                                             ("alex@example.com 是我的邮箱", 17)])
+def test_a_second_language_message_gets_a_one_character_entity(text: str, start: int) -> None:
+    entity = language_entity(text, identify(text, BILINGUAL), BILINGUAL)
+
+    assert (entity["entity"], entity["value"], entity["start"], entity["end"]) == (
+        "language", "zh", start, start + 1)
+    assert entity["extractor"] == "LanguageIdentifier"
+
+
+@pytest.mark.parametrize("text", ["where is my order 12345?", "48213", "ok", "", "😀"])
+def test_the_first_language_and_the_undecidable_get_no_entity(text: str) -> None:
+    assert language_entity(text, identify(text, BILINGUAL), BILINGUAL) is None
+
+
+def test_no_entity_when_unsupported_or_switched_off() -> None:
+    text = "我要退货"
+    assert language_entity(text, identify(text, ENGLISH), ENGLISH) is None
+    silent = LanguageConfig(languages=("en", "zh"), entity="")
+    assert language_entity(text, identify(text, silent), silent) is None
+
+
+def test_process_adds_the_entity_after_the_others(identifier) -> None:
+    message = classified("我的订单48213到哪了")
+    message.set("entities", [{"entity": "order_id", "value": "48213", "start": 4, "end": 9}])
+
+    [processed] = identifier(languages=["en", "zh"]).process([message])
+
+    assert [e["entity"] for e in processed.get("entities")] == ["order_id", "language"]
+    assert processed.get("intent") == RANKING[0]  # Chinese is spoken: no fallback
+
+
+def test_a_bad_entity_option_names_the_key() -> None:
+    with pytest.raises(InvalidConfigException, match="LanguageIdentifier: 'entity: 3"):
+        LanguageConfig(entity=3)

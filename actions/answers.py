@@ -10,12 +10,18 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.base import ServiceAction
+from actions.texts import ZH, language
 
 logger = logging.getLogger(__name__)
 
 
 class ActionAnswerFaq(ServiceAction):
-    """Answers with the closest knowledge-base entry, or offers a human below the threshold."""
+    """Answers with the closest knowledge-base entry, or offers a human below the threshold.
+
+    A Chinese customer's question (the ``language`` slot) is matched against the
+    entries' Chinese texts and answered with ``answer_zh``; "I don't know" is the
+    domain's ``utter_faq_unknown``, whose variation Rasa picks by the same slot.
+    """
 
     def name(self) -> str:
         return "action_answer_faq"
@@ -23,7 +29,7 @@ class ActionAnswerFaq(ServiceAction):
     async def serve(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                     domain: dict[str, Any]) -> list[EventType]:
         question = tracker.latest_message.get("text") or ""
-        retriever = self.services.faq
+        retriever = self.services.faq_zh if language(tracker) == ZH else self.services.faq
         if retriever is None:
             dispatcher.utter_message(response="utter_faq_unknown")
             return []
@@ -36,5 +42,6 @@ class ActionAnswerFaq(ServiceAction):
             dispatcher.utter_message(response="utter_faq_unknown")
             return []
         logger.debug("FAQ %s (similarity %.3f)", match.entry.id, match.score)
+        # The Chinese retriever's entries carry answer_zh as their answer.
         dispatcher.utter_message(text=match.entry.answer)
         return []

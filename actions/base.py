@@ -12,18 +12,20 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.exceptions import BackendError
 from actions.services import Services, default_services
+from actions.texts import EN, TEXTS, say
 
 logger = logging.getLogger(__name__)
 
-BACKEND_DOWN_TEXT = ("Sorry, I can't reach our order system right now. Please try again in a "
-                     "few minutes, or ask me for a human colleague.")
+# The English text, for callers that quote it; actions send it with ``say``.
+BACKEND_DOWN_TEXT = TEXTS["backend_down"][EN]
 
 
 class ServiceAction(Action, metaclass=ABCMeta):
     """An action with ``Services`` (the default ones when rasa-sdk creates it).
 
     Subclasses implement ``serve``; ``run`` turns a database failure into a
-    clear message for the customer and an error in the log, never a crash.
+    clear message for the customer (in their language) and an error in the log,
+    never a crash.
     Abstract, so that rasa-sdk does not register it as an action itself.
     """
 
@@ -46,5 +48,5 @@ class ServiceAction(Action, metaclass=ABCMeta):
         except BackendError as error:
             logger.error("%s failed for conversation %s: %s", self.name(), tracker.sender_id,
                          error)
-            dispatcher.utter_message(text=BACKEND_DOWN_TEXT)
+            say(dispatcher, tracker, "backend_down")
             return []

@@ -8,6 +8,7 @@ sentiment). When that call fails the ticket is still created, marked unrouted.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from rasa_sdk import FormValidationAction, Tracker
@@ -21,6 +22,7 @@ from actions.exceptions import ParseError
 from actions.handoff import handed_over
 from actions.nlu_client import Parsed
 from actions.services import parse_order_id
+from actions.texts import HAN, han_count, language, say, team_name
 from cs_core.escalation import EscalationRules
 
 logger = logging.getLogger(__name__)
@@ -34,6 +36,13 @@ MIN_CONTENT_WORDS = 3
 _GENERIC_WORDS = frozenset(
     "i i'd id want would like to make file lodge register submit a an formal complaint "
     "complain complaining about the please".split())
+# Chinese has no spaces: each Han character counts, and this many of them, besides
+# the generic phrases of "我要正式投诉一下", say as much as the English words do
+# ("快递太慢了" is enough; "我要投诉你们" is not).
+MIN_CONTENT_HAN = 5
+_GENERIC_ZH = re.compile("|".join(sorted(
+    "我要 我想 我需要 想要 要求 投诉 正式 提交 提出 申请 一个 一下 请 帮我 麻烦 关于".split(),
+    key=len, reverse=True)))
 
 
 class ValidateComplaintForm(FormValidationAction):
@@ -50,9 +59,21 @@ class ValidateComplaintForm(FormValidationAction):
 
 
 def describes_a_problem(text: str) -> bool:
-    """Whether ``text`` says what went wrong, beyond "I want to complain"."""
+    """Whether ``text`` says what went wrong, beyond "I want to complain".
+
+    English: ``MIN_CONTENT_WORDS`` words besides the generic ones. Chinese:
+    ``MIN_CONTENT_HAN`` Han characters besides the generic phrases. A text that
+    mixes both (an English product name in a Chinese sentence) counts each part's
+    share of its threshold: words / 3 + Han characters / 5 must reach 1.
+    """
     words = [w.strip(".,!?;:'\"()") for w in text.lower().split()]
-    return sum(1 for w in words if w and w not in _GENERIC_WORDS) >= MIN_CONTENT_WORDS
+    # Tokens with Han characters are counted character by character below.
+    content_words = sum(1 for w in words if w and w not in _GENERIC_WORDS
+                        and not HAN.search(w))
+    content_han = han_count(_GENERIC_ZH.sub("", text))
+    # Integer form of content_words / MIN_CONTENT_WORDS + content_han / MIN_CONTENT_HAN >= 1.
+    return (content_words * MIN_CONTENT_HAN + content_han * MIN_CONTENT_WORDS
+            >= MIN_CONTENT_WORDS * MIN_CONTENT_HAN)
 
 
 def routing(parsed: Parsed | None, rules: EscalationRules) -> tuple[str, str, bool]:
@@ -104,10 +125,8 @@ class ActionFileComplaint(ServiceAction):
             description=description,
             transcript=tuple(escalation.transcript(tracker.events)),
             sentiment_history=tuple(escalation.sentiment_history(tracker.events))))
-        team = department.replace("_", " ") if routed else "customer service"
-        dispatcher.utter_message(text=(
-            f"I'm sorry about this. I've opened ticket {ticket.reference} for our {team} team "
-            "with your description; a colleague will get back to you here."))
+        say(dispatcher, tracker, "complaint_filed", reference=ticket.reference,
+            team=team_name(department, routed, language(tracker)))
         # The hand-over's slots and the reminder that ends it without a reply.
         return [SlotSet("complaint_description", None),
                 *handed_over(ticket.reference, self.services.settings)]

@@ -10,7 +10,6 @@ from typing import Any
 from rasa_sdk import FormValidationAction, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.base import BACKEND_DOWN_TEXT
 from actions.exceptions import BackendError
 from actions.ownership import (
     PROOF_SLOT,
@@ -21,6 +20,7 @@ from actions.ownership import (
     proven_orders,
 )
 from actions.services import Services, default_services, parse_order_id
+from actions.texts import EN, TEXTS, language, say, text
 
 logger = logging.getLogger(__name__)
 
@@ -29,23 +29,21 @@ _HAS_LETTER = re.compile(r"[^\W\d_]")
 _HAS_DIGIT = re.compile(r"\d")
 
 
-def address_problem(address: object) -> str | None:
-    """Why ``address`` is not a usable delivery address, or ``None`` when it is."""
-    text = " ".join(str(address or "").split())
+def address_problem(address: object, lang: str = EN) -> str | None:
+    """Why ``address`` is not a usable delivery address (in ``lang``), or ``None`` when it
+    is. Han characters count as letters, so a Chinese address passes too."""
+    value = " ".join(str(address or "").split())
     low, high = _ADDRESS_LENGTH
-    if not low <= len(text) <= high:
-        return f"an address has between {low} and {high} characters"
-    if not (_HAS_LETTER.search(text) and _HAS_DIGIT.search(text)):
-        return "an address needs a street, a house number and a postcode"
+    if not low <= len(value) <= high:
+        return text("address_length", lang, low=low, high=high)
+    if not (_HAS_LETTER.search(value) and _HAS_DIGIT.search(value)):
+        return text("address_parts", lang)
     return None
 
 
-NO_MATCH_TEXT = ("That doesn't match order {order_id}: either there is no such order, or the "
-                 "e-mail address or postcode is not the one on it. Please check the order "
-                 "number, then tell me it again.")
-LOCKED_TEXT = ("For your security I can't check order details in this conversation for the "
-               "next {minutes} minutes, after too many attempts. A colleague can help you "
-               "sooner: just ask for a human.")
+# The English texts with their placeholders, for callers that quote them.
+NO_MATCH_TEXT = TEXTS["proof_no_match"][EN]
+LOCKED_TEXT = TEXTS["proof_locked"][EN]
 
 
 class OrderIdValidation(FormValidationAction, metaclass=ABCMeta):
@@ -79,9 +77,7 @@ class OrderIdValidation(FormValidationAction, metaclass=ABCMeta):
                                 tracker: Tracker, domain: dict[str, Any]) -> dict[str, Any]:
         order_id = parse_order_id(slot_value)
         if order_id is None:
-            dispatcher.utter_message(
-                text="That doesn't look like an order number: it has exactly 5 digits, "
-                     "like 12345. You'll find it in your confirmation email.")
+            say(dispatcher, tracker, "order_id_format")
             return {"order_id": None}
         try:
             owner = await order_owner(tracker, self.services.backend, order_id)
@@ -95,10 +91,10 @@ class OrderIdValidation(FormValidationAction, metaclass=ABCMeta):
         except BackendError as error:
             return self._backend_down(error, tracker, dispatcher)
         if order is None:
-            dispatcher.utter_message(
-                text=f"I can't find an order {order_id}. Could you check the number?")
+            say(dispatcher, tracker, "order_id_unknown", order_id=order_id)
             return {"order_id": None}
-        return {"order_id": order_id, **await self.after_order_found(order, dispatcher)}
+        return {"order_id": order_id,
+                **await self.after_order_found(order, dispatcher, tracker)}
 
     async def validate_order_proof(self, slot_value: Any, dispatcher: CollectingDispatcher,
                                    tracker: Tracker, domain: dict[str, Any]) -> dict[str, Any]:
@@ -108,9 +104,7 @@ class OrderIdValidation(FormValidationAction, metaclass=ABCMeta):
         if order_id is None:
             return {PROOF_SLOT: None}
         if not email and not postcode:
-            dispatcher.utter_message(
-                text="I need the e-mail address on the order (like name@example.com) or "
-                     "its delivery postcode (like LS6 2AB).")
+            say(dispatcher, tracker, "proof_needed")
             return {PROOF_SLOT: None}
         backend, settings = self.services.backend, self.services.settings
         scopes = proof_scopes(tracker.sender_id, order_id)
@@ -121,9 +115,9 @@ class OrderIdValidation(FormValidationAction, metaclass=ABCMeta):
             if owner is None:
                 locked = await backend.record_failed_proof(scopes, settings.proof_attempts,
                                                            settings.proof_lock_s)
-                dispatcher.utter_message(text=NO_MATCH_TEXT.format(order_id=order_id))
+                say(dispatcher, tracker, "proof_no_match", order_id=order_id)
                 if locked:
-                    dispatcher.utter_message(text=self._locked_text())
+                    self._say_locked(tracker, dispatcher)
                 return {PROOF_SLOT: None, "order_id": None}
             await backend.clear_failed_proofs(scopes)
             order = await backend.get_order(order_id, owner)
@@ -134,27 +128,29 @@ class OrderIdValidation(FormValidationAction, metaclass=ABCMeta):
         proven = {**proven_orders(tracker), order_id: owner}
         # The slot keeps that it was proven, not the e-mail address or postcode.
         return {PROOF_SLOT: "verified", VERIFIED_ORDERS: proven,
-                **await self.after_order_found(order, dispatcher)}
+                **await self.after_order_found(order, dispatcher, tracker)}
 
     async def _locked(self, tracker: Tracker, order_id: str,
                       dispatcher: CollectingDispatcher) -> bool:
         until = await self.services.backend.proof_locked_until(
             proof_scopes(tracker.sender_id, order_id))
         if until:
-            dispatcher.utter_message(text=self._locked_text())
+            self._say_locked(tracker, dispatcher)
         return bool(until)
 
-    def _locked_text(self) -> str:
-        return LOCKED_TEXT.format(minutes=round(self.services.settings.proof_lock_s / 60))
+    def _say_locked(self, tracker: Tracker, dispatcher: CollectingDispatcher) -> None:
+        say(dispatcher, tracker, "proof_locked",
+            minutes=round(self.services.settings.proof_lock_s / 60))
 
     def _backend_down(self, error: BackendError, tracker: Tracker,
                       dispatcher: CollectingDispatcher) -> dict[str, Any]:
         logger.error("%s failed for conversation %s: %s", self.name(), tracker.sender_id,
                      error)
-        dispatcher.utter_message(text=BACKEND_DOWN_TEXT)
+        say(dispatcher, tracker, "backend_down")
         return {"order_id": None}
 
-    async def after_order_found(self, order: Any, dispatcher: CollectingDispatcher) -> dict:
+    async def after_order_found(self, order: Any, dispatcher: CollectingDispatcher,
+                                tracker: Tracker) -> dict:
         """Extra slots once the order is known (none by default)."""
         return {}
 
@@ -172,7 +168,8 @@ class ValidateCancelForm(OrderIdValidation):
     def name(self) -> str:
         return "validate_cancel_form"
 
-    async def after_order_found(self, order: Any, dispatcher: CollectingDispatcher) -> dict:
+    async def after_order_found(self, order: Any, dispatcher: CollectingDispatcher,
+                                tracker: Tracker) -> dict:
         # action_cancel_order explains why a shipped order can't be cancelled.
         return {} if order.can_be_changed else {"cancel_confirmed": False}
 
@@ -183,20 +180,17 @@ class ValidateAddressForm(OrderIdValidation):
     def name(self) -> str:
         return "validate_address_form"
 
-    async def after_order_found(self, order: Any, dispatcher: CollectingDispatcher) -> dict:
+    async def after_order_found(self, order: Any, dispatcher: CollectingDispatcher,
+                                tracker: Tracker) -> dict:
         if order.can_be_changed:
             return {}
-        dispatcher.utter_message(
-            text=f"Order {order.order_id} has already left our warehouse, so its address can't "
-                 "be changed any more. If you have another order, tell me its number.")
+        say(dispatcher, tracker, "address_order_left", order_id=order.order_id)
         return {"order_id": None}
 
     async def validate_new_address(self, slot_value: Any, dispatcher: CollectingDispatcher,
                                    tracker: Tracker, domain: dict[str, Any]) -> dict[str, Any]:
-        problem = address_problem(slot_value)
+        problem = address_problem(slot_value, language(tracker))
         if problem:
-            dispatcher.utter_message(
-                text=f"That doesn't look like a full address ({problem}). Could you send it "
-                     "again, for example: 42 Oak Avenue, Leeds LS6 2AB?")
+            say(dispatcher, tracker, "address_invalid", problem=problem)
             return {"new_address": None}
         return {"new_address": " ".join(str(slot_value).split())}

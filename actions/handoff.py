@@ -58,6 +58,16 @@ from actions.base import ServiceAction
 from actions.exceptions import BackendError
 from actions.services import parse_order_id
 from actions.settings import Settings
+from actions.texts import (
+    EN,
+    TEXTS,
+    duration,
+    language,
+    priority_name,
+    rating_buttons,
+    say,
+    text,
+)
 from cs_core.escalation import EscalationRules
 
 logger = logging.getLogger(__name__)
@@ -82,17 +92,15 @@ HANDED_BACK = "handback"
 # ``rating`` entity of ``rate_support`` (action_store_satisfaction stores it).
 RATE_INTENT = "rate_support"
 RATING_ENTITY = "rating"
-SATISFACTION_QUESTION = "How happy are you with the help you got from our colleague?"
-SATISFACTION_BUTTONS = [
-    {"title": f"{stars} {'★' * stars}",
-     "payload": f'/{RATE_INTENT}{{"{RATING_ENTITY}": "{stars}"}}'}
-    for stars in range(5, 0, -1)]
+# English, for callers that quote them; the actions send them in the customer's language.
+SATISFACTION_QUESTION = TEXTS["satisfaction_question"][EN]
+SATISFACTION_BUTTONS = rating_buttons(EN, RATE_INTENT, RATING_ENTITY)
 
-REASON_TEXTS = {
-    escalation.REQUESTED: "",
-    escalation.STRONGLY_NEGATIVE: "I'm sorry this has been so frustrating. ",
-    escalation.PERSISTENTLY_NEGATIVE: "I'm sorry I haven't been able to sort this out. ",
-    escalation.UNKNOWN_INPUT: "",  # action_handle_fallback has just apologised
+# The apology before the hand-over's text, by reason: the catalogue's key, or none
+# (asked for a human; or action_handle_fallback has just apologised).
+REASON_KEYS = {
+    escalation.STRONGLY_NEGATIVE: "reason_strongly_negative",
+    escalation.PERSISTENTLY_NEGATIVE: "reason_persistently_negative",
 }
 
 
@@ -109,17 +117,6 @@ def ticket_for(tracker: Tracker, reason: str, rules: EscalationRules) -> NewTick
         transcript=tuple(escalation.transcript(tracker.events)),
         sentiment_history=tuple(history),
     )
-
-
-def duration(seconds: float) -> str:
-    """``seconds`` for the customer: "15 minutes", "an hour", "90 seconds"."""
-    whole = round(seconds)
-    if whole % 3600 == 0:
-        hours = whole // 3600
-        return "an hour" if hours == 1 else f"{hours} hours"
-    if whole % 60 == 0 and whole >= 120:
-        return f"{whole // 60} minutes"
-    return "a second" if whole == 1 else f"{whole} seconds"
 
 
 def timeout_reminder_name(reference: str) -> str:
@@ -208,11 +205,11 @@ class ActionHandoff(ServiceAction):
         settings = self.services.settings
         ticket = await self.services.backend.create_ticket(
             ticket_for(tracker, reason, settings.escalation))
-        dispatcher.utter_message(text=(
-            f"{REASON_TEXTS.get(reason, '')}I've passed our conversation to a colleague "
-            f"(ticket {ticket.reference}, {ticket.priority} priority). They will reply here "
-            "within a few minutes during opening hours. If nobody can reply within "
-            f"{duration(settings.handoff_timeout_s)}, I'll tell you and help you again myself."))
+        lang = language(tracker)
+        apology = text(REASON_KEYS[reason], lang) if reason in REASON_KEYS else ""
+        say(dispatcher, tracker, "handoff", reason=apology, reference=ticket.reference,
+            priority=priority_name(ticket.priority, lang),
+            duration=duration(settings.handoff_timeout_s, lang))
         # A form in progress ends: the human takes it from here.
         return [*handed_over(ticket.reference, settings), SlotSet("unknown_handoff", False),
                 SlotSet("requested_slot", None), ActiveLoop(None)]
@@ -244,10 +241,10 @@ class ActionHandoffPending(ServiceAction):
                 # Silent, but not empty-handed: ActionFailurePolicy reads an action that
                 # returns nothing as a failed one and would apologise to the customer.
                 return [SlotSet("handoff", True)]
-        dispatcher.utter_message(text=(
-            f"A colleague has our conversation{f' (ticket {reference})' if reference else ''} "
-            "and will answer here shortly; I've added your message for them. If you'd rather "
-            "carry on with me, just say so."))
+        if reference:
+            say(dispatcher, tracker, "handoff_pending_ticket", reference=reference)
+        else:
+            say(dispatcher, tracker, "handoff_pending")
         return []
 
 
@@ -286,21 +283,17 @@ class ActionReleaseHandoff(ServiceAction):
             dispatcher.utter_message(text=line)
         if not current:
             # An earlier ticket, while the hand-over is over or belongs to a newer one.
-            dispatcher.utter_message(text=f"Our colleague has closed your ticket {reference}.")
+            say(dispatcher, tracker, "ticket_closed_earlier", reference=reference)
             return [ReminderCancelled(name=timeout_reminder_name(reference))]
         outcome = next(tracker.get_latest_entity_values(OUTCOME_ENTITY), None)
-        if outcome == HANDED_BACK:
-            dispatcher.utter_message(text=(
-                f"Hello again, it's the shop assistant. Our colleague has handed the "
-                f"conversation back to me and closed your ticket {reference}. What else can "
-                "I help you with?"))
-        else:
-            dispatcher.utter_message(text=(
-                f"Our colleague has closed your ticket {reference}; I'm here again if you "
-                "need anything."))
+        say(dispatcher, tracker,
+            "ticket_handed_back" if outcome == HANDED_BACK else "ticket_closed",
+            reference=reference)
         if ticket.extra.get("assigned_agent"):
             # Someone of ours talked to the customer: ask how it went (stored on the ticket).
-            dispatcher.utter_message(text=SATISFACTION_QUESTION, buttons=SATISFACTION_BUTTONS)
+            # The buttons' titles are in the customer's language, their payloads are not.
+            say(dispatcher, tracker, "satisfaction_question",
+                buttons=rating_buttons(language(tracker), RATE_INTENT, RATING_ENTITY))
         return released(reference)
 
 
@@ -336,16 +329,14 @@ class ActionHandoffTimeout(ServiceAction):
                         "the hand-over stays", tracker.sender_id, reference)
             return []
         if ticket is None:  # not in the database (any more): promise nothing about it
-            text = "No colleague has been able to reply, sorry; I'm here again to help you."
+            key = "timeout_no_ticket"
         elif ticket.status != "open":
-            text = f"Your ticket {reference} has been closed; I'm here again if you need anything."
+            key = "timeout_ticket_closed"
         else:
-            text = (f"No colleague has been able to reply yet, sorry. Your ticket {reference} "
-                    "stays open and a colleague will follow it up; meanwhile I can help you "
-                    "again myself.")
+            key = "timeout_ticket_open"
         logger.info("hand-over of conversation %s timed out without a reply on %s",
                     tracker.sender_id, reference)
-        dispatcher.utter_message(text=text)
+        say(dispatcher, tracker, key, reference=reference)
         return released(reference)
 
 
@@ -370,11 +361,9 @@ class ActionStoreSatisfaction(ServiceAction):
         if stored:
             logger.info("conversation %s rated ticket %s: %d", tracker.sender_id, reference,
                         rating)
-            dispatcher.utter_message(text="Thank you for telling us! Anything else I can do "
-                                          "for you?")
+            say(dispatcher, tracker, "rating_stored")
         else:
-            dispatcher.utter_message(text="Thanks! There's nothing to rate just now; what can I "
-                                          "help you with?")
+            say(dispatcher, tracker, "rating_nothing")
         return []
 
 
@@ -391,7 +380,7 @@ class ActionContinueWithBot(ServiceAction):
     async def serve(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                     domain: dict[str, Any]) -> list[EventType]:
         if not tracker.get_slot("handoff"):
-            dispatcher.utter_message(text="Sure, I'm here. What can I help you with?")
+            say(dispatcher, tracker, "bot_here")
             return []
         reference = tracker.get_slot("ticket")
         if reference:
@@ -402,8 +391,8 @@ class ActionContinueWithBot(ServiceAction):
             except BackendError as error:  # the hand-over ends all the same
                 logger.error("could not note on ticket %s that conversation %s went back to "
                              "the assistant: %s", reference, tracker.sender_id, error)
-        stays = (f" Your ticket {reference} stays open, so a colleague may still follow up."
-                 if reference else "")
-        dispatcher.utter_message(text=(
-            f"Alright, you're back with me.{stays} What can I help you with?"))
+        if reference:
+            say(dispatcher, tracker, "back_with_bot_ticket", reference=reference)
+        else:
+            say(dispatcher, tracker, "back_with_bot")
         return released(reference)

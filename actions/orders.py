@@ -12,6 +12,16 @@ from actions.backend import Order
 from actions.base import ServiceAction
 from actions.ownership import order_owner
 from actions.services import parse_order_id
+from actions.texts import (
+    EN,
+    language,
+    order_items,
+    order_status,
+    product_name,
+    say,
+    shop_product,
+    text,
+)
 
 
 async def slot_order(action: ServiceAction, tracker: Tracker) -> tuple[Order | None, str]:
@@ -24,42 +34,30 @@ async def slot_order(action: ServiceAction, tracker: Tracker) -> tuple[Order | N
     return await action.services.backend.get_order(order_id, owner), owner
 
 
-def _items(order: Order) -> str:
-    return " and ".join(order.items)
-
-
-def status_text(order: Order) -> str:
+def status_text(order: Order, lang: str = EN) -> str:
     """What the customer hears about an order's state."""
-    texts = {
-        "processing": f"Order {order.order_id} ({_items(order)}) is being prepared and will "
-                      "ship soon.",
-        "shipped": f"Order {order.order_id} ({_items(order)}) has shipped with {order.carrier} "
-                   f"and should arrive on {order.eta}.",
-        "delivered": f"Order {order.order_id} ({_items(order)}) was delivered on {order.eta}.",
-        "cancelled": f"Order {order.order_id} was cancelled.",
-    }
-    return texts.get(order.status, f"Order {order.order_id} is {order.status}.")
+    values = {"order_id": order.order_id, "items": order_items(order.items, lang),
+              "carrier": order.carrier, "eta": order.eta}
+    if order.status in {"processing", "shipped", "delivered", "cancelled"}:
+        return text(f"status_{order.status}", lang, **values)
+    return text("status_other", lang, order_id=order.order_id, status=order.status)
 
 
-def tracking_text(order: Order) -> str:
+def tracking_text(order: Order, lang: str = EN) -> str:
     """Where the parcel is."""
     if order.status == "shipped":
-        return (f"Order {order.order_id} is on its way with {order.carrier}, tracking number "
-                f"{order.tracking_number}. Expected delivery: {order.eta}.")
+        return text("tracking_shipped", lang, order_id=order.order_id, carrier=order.carrier,
+                    tracking_number=order.tracking_number, eta=order.eta)
     if order.status == "processing":
-        return (f"Order {order.order_id} hasn't shipped yet. You'll get a tracking number by "
-                "email as soon as it leaves our warehouse.")
-    return status_text(order)
+        return text("tracking_processing", lang, order_id=order.order_id)
+    return status_text(order, lang)
 
 
-def refund_text(order: Order) -> str:
+def refund_text(order: Order, lang: str = EN) -> str:
     """The state of an order's refund."""
-    return {
-        "pending": f"The refund for order {order.order_id} is being processed; it reaches your "
-                   "account within 5-7 working days.",
-        "paid": f"The refund for order {order.order_id} has been paid to your original payment "
-                "method.",
-    }.get(order.refund_status, f"There is no refund on order {order.order_id}.")
+    key = {"pending": "refund_pending", "paid": "refund_paid"}.get(order.refund_status,
+                                                                    "refund_none")
+    return text(key, lang, order_id=order.order_id)
 
 
 class ActionHandleOrderRequest(ServiceAction):
@@ -72,31 +70,27 @@ class ActionHandleOrderRequest(ServiceAction):
                     domain: dict[str, Any]) -> list[EventType]:
         order, owner = await slot_order(self, tracker)
         if order is None:
-            dispatcher.utter_message(text="Sorry, I couldn't find that order.")
+            say(dispatcher, tracker, "order_not_found")
             return [SlotSet("order_id", None)]
         request = tracker.get_slot("order_request") or "order_status"
+        lang = language(tracker)
         if request == "track_delivery":
-            dispatcher.utter_message(text=tracking_text(order))
+            dispatcher.utter_message(text=tracking_text(order, lang))
         elif request == "refund_status":
-            dispatcher.utter_message(text=refund_text(order))
+            dispatcher.utter_message(text=refund_text(order, lang))
         elif request == "return_item":
-            dispatcher.utter_message(text=await self._return_text(order, owner))
+            dispatcher.utter_message(text=await self._return_text(order, owner, lang))
         else:
-            dispatcher.utter_message(text=status_text(order))
+            dispatcher.utter_message(text=status_text(order, lang))
         return []
 
-    async def _return_text(self, order: Order, owner: str) -> str:
+    async def _return_text(self, order: Order, owner: str, lang: str) -> str:
         if order.status == "delivered":
             reference = await self.services.backend.start_return(order.order_id, owner)
-            return (f"I've started a return for order {order.order_id}. Your return reference "
-                    f"is {reference}; the free return label is on its way to your email.")
-        if order.status == "processing":
-            return (f"Order {order.order_id} hasn't shipped yet, so there is nothing to return: "
-                    "you can cancel it instead.")
-        if order.status == "shipped":
-            return (f"Order {order.order_id} is still on its way. Once it arrives you can return "
-                    "it for free within 30 days.")
-        return f"Order {order.order_id} was cancelled, so there is nothing to return."
+            return text("return_started", lang, order_id=order.order_id, reference=reference)
+        key = {"processing": "return_processing", "shipped": "return_shipped"}.get(
+            order.status, "return_cancelled")
+        return text(key, lang, order_id=order.order_id)
 
 
 class ActionCancelOrder(ServiceAction):
@@ -110,23 +104,18 @@ class ActionCancelOrder(ServiceAction):
         order, owner = await slot_order(self, tracker)
         reset = [SlotSet("cancel_confirmed", None)]
         if order is None:
-            dispatcher.utter_message(text="Sorry, I couldn't find that order.")
+            say(dispatcher, tracker, "order_not_found")
         elif not order.can_be_changed:
-            dispatcher.utter_message(text=(
-                f"Sorry, order {order.order_id} is already {order.status} and can't be cancelled "
-                "any more. Once it has arrived you can return it for free within 30 days."))
+            say(dispatcher, tracker, "cancel_refused", order_id=order.order_id,
+                status=order_status(order.status, language(tracker)))
         elif not tracker.get_slot("cancel_confirmed"):
             dispatcher.utter_message(response="utter_keep_order")
         else:
             order = await self.services.backend.cancel_order(order.order_id, owner)
             if order.status != "cancelled":  # it shipped in the meantime
-                dispatcher.utter_message(text=(
-                    f"Sorry, order {order.order_id} has just left our warehouse and can't be "
-                    "cancelled any more."))
+                say(dispatcher, tracker, "cancel_too_late", order_id=order.order_id)
                 return reset
-            dispatcher.utter_message(text=(
-                f"Done: order {order.order_id} is cancelled. Your refund is on its way and "
-                "reaches your account within 5-7 working days."))
+            say(dispatcher, tracker, "cancel_done", order_id=order.order_id)
         return reset
 
 
@@ -141,25 +130,24 @@ class ActionChangeAddress(ServiceAction):
         address = tracker.get_slot("new_address")
         order, owner = await slot_order(self, tracker)
         if order is None or not address:
-            dispatcher.utter_message(text="Sorry, I couldn't change the address.")
+            say(dispatcher, tracker, "address_failed")
         elif not order.can_be_changed:
-            dispatcher.utter_message(text=(
-                f"Sorry, order {order.order_id} has already left our warehouse, so its address "
-                "can't be changed any more."))
+            say(dispatcher, tracker, "address_left", order_id=order.order_id)
         else:
             order = await self.services.backend.change_address(order.order_id, owner, address)
             if order.address != address:  # it shipped in the meantime
-                dispatcher.utter_message(text=(
-                    f"Sorry, order {order.order_id} has just left our warehouse, so its "
-                    "address can't be changed any more."))
+                say(dispatcher, tracker, "address_too_late", order_id=order.order_id)
                 return [SlotSet("new_address", None)]
-            dispatcher.utter_message(text=(
-                f"Done: order {order.order_id} will be delivered to {address}."))
+            say(dispatcher, tracker, "address_done", order_id=order.order_id, address=address)
         return [SlotSet("new_address", None)]
 
 
 class ActionProductAvailability(ServiceAction):
-    """Says whether a product is in stock."""
+    """Says whether a product is in stock.
+
+    A product named in Chinese is looked up by the shop's English name
+    (``actions.texts.PRODUCTS_ZH``); a Chinese answer names it in Chinese.
+    """
 
     def name(self) -> str:
         return "action_product_availability"
@@ -169,14 +157,13 @@ class ActionProductAvailability(ServiceAction):
         product = next(tracker.get_latest_entity_values("product"), None)
         product = product or tracker.get_slot("product")
         if not product:
-            dispatcher.utter_message(text="Which product are you looking for?")
+            say(dispatcher, tracker, "product_which")
             return []
-        stock = await self.services.backend.stock(product)
+        stock = await self.services.backend.stock(shop_product(product))
         if stock is None:
-            text = f"Sorry, we don't sell {product}."
-        elif stock == 0:
-            text = f"Sorry, we're out of {product} right now; new stock arrives in 1-2 weeks."
+            key = "product_unknown"
         else:
-            text = f"Good news: we have {product} in stock ({stock} available)."
-        dispatcher.utter_message(text=text)
+            key = "product_out" if stock == 0 else "product_in"
+        say(dispatcher, tracker, key, product=product_name(product, language(tracker)),
+            stock=stock)
         return [SlotSet("product", product)]

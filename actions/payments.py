@@ -9,37 +9,33 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
-# kind -> (pattern in the customer's words, advice); checked in this order.
-PAYMENT_ISSUES: list[tuple[str, re.Pattern[str], str]] = [
+from actions import texts
+
+# kind -> pattern in the customer's words (English, then Chinese), checked in this
+# order; the advice for each kind is the catalogue's ``payment_<kind>``.
+PAYMENT_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("double_charge",
-     re.compile(r"twice|two times|double|duplicate|charged (me )?(two|2)|charged again", re.I),
-     "A second charge is usually a pending authorisation from a failed attempt: your bank "
-     "releases it within 3-5 working days. If it is still there after that, our payments "
-     "team refunds it."),
+     re.compile(r"twice|two times|double|duplicate|charged (me )?(two|2)|charged again"
+                r"|两次|2次|重复(扣|支付|付款|收费)|多扣|扣了两", re.I)),
     ("charged_no_order",
      re.compile(r"(charged|paid|money (was )?taken|debited).*(no|without|never|didn'?t get)"
-                r".*(order|confirmation|email)|no (order )?confirmation", re.I),
-     "When the money left your account but no confirmation came, the order is usually still "
-     "being confirmed: check your spam folder and your account's Orders page in 15 minutes. "
-     "If it isn't there, the payment is refunded automatically within 5 working days."),
+                r".*(order|confirmation|email)|no (order )?confirmation"
+                r"|(扣|付|支付|钱).*(没|无|未).*(订单|确认|邮件)", re.I)),
     ("declined",
      re.compile(r"declin|refus|reject|fail|didn'?t go through|not go through|won'?t (go|work)"
-                r"|doesn'?t work|error|not accepted|invalid card", re.I),
-     "Most declined payments are fixed by checking the card's expiry date, the billing "
-     "address and the 3-digit security code, or by confirming the payment in your bank's app. "
-     "You can also pay with PayPal, Apple Pay, Google Pay or bank transfer."),
+                r"|doesn'?t work|error|not accepted|invalid card"
+                r"|拒|失败|不成功|付不了|支付不了|无法(支付|付款)|报错|错误|无效", re.I)),
 ]
-
-GENERAL_ADVICE = ("Sorry about the payment trouble. Most problems are solved by checking the "
-                  "card's details or trying another method (card, PayPal or bank transfer).")
+GENERAL = "general"
 
 
-def payment_issue(text: str) -> tuple[str, str]:
-    """``(kind, advice)`` for the customer's description of a payment problem."""
-    for kind, pattern, advice in PAYMENT_ISSUES:
+def payment_issue(text: str, lang: str = texts.EN) -> tuple[str, str]:
+    """``(kind, advice)`` for the customer's description of a payment problem; the
+    advice in ``lang``."""
+    for kind, pattern in PAYMENT_PATTERNS:
         if pattern.search(text or ""):
-            return kind, advice
-    return "general", GENERAL_ADVICE
+            return kind, texts.text(f"payment_{kind}", lang)
+    return GENERAL, texts.text(f"payment_{GENERAL}", lang)
 
 
 class ActionPaymentTriage(Action):
@@ -50,7 +46,9 @@ class ActionPaymentTriage(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: dict[str, Any]) -> list[EventType]:
-        _, advice = payment_issue(tracker.latest_message.get("text") or "")
+        _, advice = payment_issue(tracker.latest_message.get("text") or "",
+                                  texts.language(tracker))
         dispatcher.utter_message(text=advice)
+        # A domain response: Rasa picks its Chinese variation by the `language` slot.
         dispatcher.utter_message(response="utter_offer_payments_team")
         return []

@@ -16,7 +16,13 @@ from functools import lru_cache
 from actions.backend import OrderBackend
 from actions.db import SqlBackend
 from actions.exceptions import ActionServerError
-from actions.faq import FaqRetriever, SentenceTransformerEncoder, load_knowledge_base
+from actions.faq import (
+    FaqRetriever,
+    LazyFaqRetriever,
+    SentenceTransformerEncoder,
+    chinese_retriever,
+    load_knowledge_base,
+)
 from actions.nlu_client import RasaParseClient, TextClassifier
 from actions.settings import Settings
 
@@ -34,6 +40,8 @@ class Services:
         backend: The shop database.
         faq: The FAQ retriever; ``None`` when it could not be built (the FAQ
             action then offers a human).
+        faq_zh: The Chinese FAQ retriever, built at the first Chinese question;
+            ``None`` (or one that can't be built) answers like ``faq`` = ``None``.
         classifier: Classifies free text through the Rasa server.
     """
 
@@ -41,6 +49,7 @@ class Services:
     backend: OrderBackend | None = None
     faq: FaqRetriever | None = None
     classifier: TextClassifier | None = None
+    faq_zh: LazyFaqRetriever | FaqRetriever | None = None
 
     def __post_init__(self) -> None:
         if self.backend is None:
@@ -53,14 +62,18 @@ class Services:
 
 
 def build_services(settings: Settings) -> Services:
-    """Services for ``settings``, with the FAQ embeddings computed now."""
-    faq = None
+    """Services for ``settings``, with the English FAQ embeddings computed now (the
+    Chinese ones at the first Chinese question)."""
+    faq = faq_zh = None
     try:
-        faq = FaqRetriever(load_knowledge_base(settings.knowledge_base),
-                           SentenceTransformerEncoder(settings.faq_model), settings.faq_threshold)
+        entries = load_knowledge_base(settings.knowledge_base)
+        faq_zh = LazyFaqRetriever(lambda: chinese_retriever(
+            entries, settings.faq_model_zh, settings.faq_threshold_zh), "Chinese")
+        faq = FaqRetriever(entries, SentenceTransformerEncoder(settings.faq_model),
+                           settings.faq_threshold)
     except (ActionServerError, OSError, ValueError) as error:
         logger.error("FAQ answers are off: %s", error)
-    return Services(settings=settings, faq=faq)
+    return Services(settings=settings, faq=faq, faq_zh=faq_zh)
 
 
 @lru_cache(maxsize=1)

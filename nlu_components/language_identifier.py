@@ -22,7 +22,8 @@ it for messages that carry no entity, except for intents that say nothing about
 the language ("48213", "ok"), so that a customer's language is not switched by
 a number. The entity spans the first character of that language's script: it
 is a label of the whole message, and one character never overlaps an order
-number or an e-mail address in the message, which test stories annotate too.
+number, a product or an e-mail address in the message (it skips letters another
+entity covers), which test stories annotate too.
 
 Identification is Google's CLD2 (``pycld2``), chosen in
 ``benchmarks/langid_choice.py``: of six libraries it flagged none of about
@@ -143,19 +144,21 @@ def identify(text: str, config: LanguageConfig) -> dict[str, Any]:
             "supported": not foreign}
 
 
-def language_entity(text: str, language: dict[str, Any], config: LanguageConfig
-                    ) -> dict[str, Any] | None:
+def language_entity(text: str, language: dict[str, Any], config: LanguageConfig,
+                    taken: list[tuple[int, int]] | None = None) -> dict[str, Any] | None:
     """The ``language`` entity of a message in a supported language other than the
     first, or ``None`` (first language, unsupported, or no entity configured).
 
     It spans the first letter outside the Latin script (or the first letter, for a
-    Latin-script language): a label of the message that overlaps no other entity.
+    Latin-script language) that no other entity covers (``taken``: their spans): a
+    label of the message that overlaps nothing.
     """
     code = language["code"]
     if not config.entity or not language["supported"] or code == config.languages[0] \
             or code not in config.languages:
         return None
-    letters = [(i, char) for i, char in enumerate(text) if char.isalpha()]
+    covered = {i for start, end in taken or [] for i in range(start, end)}
+    letters = [(i, char) for i, char in enumerate(text) if char.isalpha() and i not in covered]
     anchor = next((i for i, char in letters if script_of(char) != "LATIN"),
                   letters[0][0] if letters else None)
     if anchor is None:
@@ -226,8 +229,10 @@ class LanguageIdentifier(GraphComponent):
             message.set(LANGUAGE, language, add_to_output=True)
             if not language["supported"]:
                 route_other_language(message, language)
-            entity = language_entity(text, language, self.config)
+            entities = message.get(ENTITIES) or []
+            spans = [(e["start"], e["end"]) for e in entities
+                     if isinstance(e.get("start"), int) and isinstance(e.get("end"), int)]
+            entity = language_entity(text, language, self.config, spans)
             if entity is not None:
-                message.set(ENTITIES, [*(message.get(ENTITIES) or []), entity],
-                            add_to_output=True)
+                message.set(ENTITIES, [*entities, entity], add_to_output=True)
         return messages

@@ -12,6 +12,11 @@ how strongly the message expresses its feeling, 0 (neutral) to 1 (furious or
 ecstatic), calibrated on held-out messages: like Dialogflow's score and
 magnitude. Models trained without intensity targets report none.
 
+A message that ``LanguageIdentifier`` puts in a language the model was not
+trained on (option ``languages``, default ``[en]``) carries no sentiment: the
+shipped model reads Chinese complaints as positive, and no sentiment (which the
+escalation policy and the tickets already handle) beats a confidently wrong one.
+
 The artifact comes from ``python -m training sentiment``; ``rasa train``
 checks it and stores a copy in the Rasa model, so the model is self-contained.
 If the classifier fails while serving, intents keep working: the error is
@@ -30,12 +35,14 @@ from rasa.engine.storage.resource import Resource
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from nlu_components import _shared
 from nlu_components._classifier import ServedClassifier, ServingConfig
 
 logger = logging.getLogger(__name__)
 
 NAME = "SentimentAnalyzer"
 SENTIMENT = "sentiment"
+LANGUAGE = "language"  # set by nlu_components.LanguageIdentifier, which runs first
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,17 @@ class SentimentConfig(ServingConfig):
     TASK: ClassVar[str] = "sentiment"
 
     model_path: str = "assets/sentiment"
+    languages: tuple[str, ...] = ("en",)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if isinstance(self.languages, str) or not isinstance(self.languages, (list, tuple)) \
+                or not self.languages or not all(isinstance(code, str) and code
+                                                 for code in self.languages):
+            raise _shared.invalid(NAME, "languages", self.languages,
+                                  "give a list of ISO 639-1 codes the model was trained on, "
+                                  "such as [en]")
+        object.__setattr__(self, "languages", tuple(code.lower() for code in self.languages))
 
 
 def to_sentiment(prediction: Any) -> dict[str, Any]:
@@ -98,5 +116,8 @@ class SentimentAnalyzer(ServedClassifier):
             return None
 
     def annotate(self, message: Message, text: str, prediction: Any) -> None:
-        """Sets ``sentiment``."""
+        """Sets ``sentiment``, unless the message is in a language the model cannot read."""
+        language = (message.get(LANGUAGE) or {}).get("code")
+        if language and language not in self.config.languages:
+            return
         message.set(SENTIMENT, to_sentiment(prediction), add_to_output=True)

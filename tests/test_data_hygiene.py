@@ -4,9 +4,12 @@ The sentiment test set, the intensity set, the assistant's NLU test set and the
 unknown-input set were written before training (benchmarks/data/) and are never
 tuned on: their hashes are fixed here. None of their messages of three words or
 more, and none of the messages of the understanding issue, may appear in the
-training data of the same task. Shorter ones ("bye", "yes please") are the
-language's fixed phrases, which independent writers share and an assistant must
-be trained on; the benchmarks report their figures with and without them.
+training data of the same task: every NLU file in data/ (English) and data_zh/
+(Chinese, trained by config.bilingual.yml).
+Shorter ones ("bye", "yes please") are the language's fixed phrases, which
+independent writers share and an assistant must be trained on; the benchmarks
+report their figures with and without them. Chinese is written without spaces, so
+each Han character counts as a word ("在吗" two, "怎么退货" four).
 
 The sentiment model shipped in assets/sentiment was trained before this check
 existed, on data that shares ``SHIPPED_SENTIMENT_OVERLAP`` with the evaluation
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import re
 from pathlib import Path
 
 import pytest
@@ -27,6 +31,8 @@ from training.data import load_rasa_nlu, normalise_text
 
 ROOT = Path(__file__).resolve().parents[1]
 FROZEN = {
+    "benchmarks/data/intent_zh_test.csv":
+        "b0ecbf4ff2f83263dad6c411ffa2aaa3bd3abf38360c9efbecdf9ea799ffd4b4",
     "benchmarks/data/sentiment_test.csv":
         "0b5222d241d2a74fb8d1e8e95b312fcafd0309f84c66e877d7ba9953dbaaca30",
     "benchmarks/data/sentiment_intensity.csv":
@@ -39,6 +45,7 @@ FROZEN = {
 
 
 FROZEN_NLU = "benchmarks/data/assistant_nlu_test.yml"
+NLU_FOLDERS = ("data", "data_zh")
 SHIPPED_SENTIMENT_OVERLAP = {
     "can i pay with paypal?", "do you ship internationally?", "five stars from me.",
     "is there a phone number i can call?", "let me check", "my email is jane.doe@example.com",
@@ -54,9 +61,25 @@ def key(text: str) -> str:
     return normalise_text(text).lower()
 
 
+# Han characters (CJK Unified Ideographs and Extension A), and the full-width
+# punctuation between them, which is no word.
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
+_CJK_PUNCTUATION = re.compile(r"[\u3000-\u303f\uff01-\uff0f\uff1a-\uff20\uff3b-\uff40"
+                              r"\uff5b-\uff65]")
+
+
+def word_count(text: str) -> int:
+    """Words: space-separated ones, and each Han character (Chinese has no spaces).
+
+    English counts as ``len(text.split())``; "hello，在不在" is 4 words.
+    """
+    han = len(_HAN.findall(text))
+    return han + len(_CJK_PUNCTUATION.sub(" ", _HAN.sub(" ", text)).split())
+
+
 def long(texts: set[str]) -> set[str]:
     """The messages of three words or more."""
-    return {text for text in texts if len(text.split()) >= 3}
+    return {text for text in texts if word_count(text) >= 3}
 
 
 def csv_texts(path: Path) -> set[str]:
@@ -66,7 +89,25 @@ def csv_texts(path: Path) -> set[str]:
 
 @pytest.fixture(scope="module")
 def intent_texts() -> set[str]:
-    return {key(text) for text in load_rasa_nlu(ROOT / "data" / "nlu.yml").texts}
+    """Every NLU example in data/ and data_zh/ (load_rasa_nlu skips stories, rules, other
+    files)."""
+    return {key(text) for folder in NLU_FOLDERS for text in load_rasa_nlu(ROOT / folder).texts}
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("where is my order", 4), ("yes please", 2), ("  bye ", 1), ("在吗？", 2),
+    ("怎么退货", 4), ("hello，在不在", 4), ("订单48213到哪了", 6)])
+def test_words_are_counted_in_both_languages(text: str, words: int) -> None:
+    assert word_count(text) == words
+
+
+def test_every_nlu_file_in_data_is_checked(intent_texts: set[str]) -> None:
+    files = [path for folder in NLU_FOLDERS for path in sorted((ROOT / folder).rglob("*.yml"))
+             if "\nnlu:" in "\n" + path.read_text(encoding="utf-8")]
+
+    assert files
+    for path in files:
+        assert {key(text) for text in load_rasa_nlu(path).texts} <= intent_texts, path
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +135,8 @@ def test_no_heldout_intent_example_is_trained_on(intent_texts: set[str]) -> None
 
     assert not long(heldout & intent_texts), sorted(long(heldout & intent_texts))[:10]
     assert not long(unknown & intent_texts), sorted(long(unknown & intent_texts))[:10]
+    chinese = csv_texts(ROOT / "benchmarks" / "data" / "intent_zh_test.csv")
+    assert not long(chinese & intent_texts), sorted(long(chinese & intent_texts))[:10]
 
 
 def test_the_issue_messages_are_not_trained_on(intent_texts: set[str],

@@ -240,3 +240,10 @@ def test_process_adds_the_entity_after_the_others(identifier) -> None:
 def test_a_bad_entity_option_names_the_key() -> None:
     with pytest.raises(InvalidConfigException, match="LanguageIdentifier: 'entity: 3"):
         LanguageConfig(entity=3)
+
+
+def test_the_entity_skips_letters_another_entity_covers() -> None:
+    text = "跑步鞋还有货吗"
+    entity = language_entity(text, identify(text, BILINGUAL), BILINGUAL, [(0, 3)])
+
+    assert (entity["start"], entity["end"]) == (3, 4)

@@ -61,3 +61,22 @@ def test_a_failure_while_serving_is_logged_once_and_messages_go_on(build, caplog
     assert first[0].get("sentiment") is None
     assert first[0].get("intent") == {"name": "x"}
     assert caplog.text.count("SentimentAnalyzer failed") == 1
+
+
+def test_a_message_in_a_language_the_model_cannot_read_gets_no_sentiment(build) -> None:
+    chinese, english, unknown = build(SENTIMENT_CASE).process([
+        Message(data={"text": "包裹到了但是坏了", "language": {"code": "zh"}}),
+        Message(data={"text": "this is terrible awful", "language": {"code": "en"}}),
+        Message(data={"text": "this is terrible awful"})])
+
+    assert chinese.get("sentiment") is None
+    assert english.get("sentiment")["label"] == "negative"
+    assert unknown.get("sentiment")["label"] == "negative"  # no language: as before
+
+
+@pytest.mark.parametrize("languages", ["en", [], [""], None])
+def test_bad_languages_name_the_key(languages) -> None:
+    from nlu_components.sentiment_analyzer import SentimentConfig
+
+    with pytest.raises(InvalidConfigException, match="SentimentAnalyzer: 'languages"):
+        SentimentConfig(languages=languages)

@@ -8,6 +8,9 @@ training machine without Rasa. Modules:
 - ``artifact``: the artifact contract (layout, ``classifier.json``, checks); torch-free
 - ``model``: the pooled classifier, writing and loading its weights
 - ``trainer``: the training recipe, step by step; ``fitting``: its Hugging Face ``Trainer`` part
+  (``callbacks``: what it adds to ``Trainer``)
+- ``distributed``: data-parallel training under ``torchrun`` (rank 0 writes the artifact)
+- ``checkpoints``: resumable checkpoints, and refusing to resume another run's
 - ``evaluation``: metrics, the fallback threshold, the written report
 - ``calibration``, ``ood``, ``augment``: temperature and isotonic maps, the
   out-of-scope detectors, typo augmentation

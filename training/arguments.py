@@ -204,3 +204,48 @@ class TrainArguments:
         values = asdict(self)
         values["output_dir"] = str(self.output_dir)
         return values
+
+
+@dataclass(frozen=True)
+class CheckpointArguments:
+    """Where and how often a run saves resumable checkpoints, and resuming one.
+
+    Not part of ``TrainArguments`` (nor of the artifact's recorded arguments):
+    they change how a run can be interrupted and continued, never the model.
+
+    Attributes:
+        directory: Where the checkpoints go; ``None`` is the output directory's
+            sibling ``<output>.checkpoints`` (see ``directory_for``).
+        every_steps: Also save every N optimizer steps; 0 saves at the end of
+            each epoch only (always done: early stopping keeps the best epoch's).
+        resume: Continue from the directory's latest checkpoint when there is
+            one, after checking that it was written with the same arguments and
+            data; without one the run starts from the beginning.
+        keep: Keep the checkpoints once the artifact is written (by default a
+            finished run deletes them: it has nothing left to resume).
+        stop_after_steps: For tests of resuming: save a checkpoint after this
+            many optimizer steps and stop as if interrupted (``TrainingStopped``).
+    """
+
+    directory: Path | None = None
+    every_steps: int = 0
+    resume: bool = False
+    keep: bool = False
+    stop_after_steps: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.directory is not None:
+            object.__setattr__(self, "directory", Path(self.directory))
+        _check(self.every_steps >= 0, "checkpoint_steps", self.every_steps,
+               "use 0 (each epoch) or more")
+        _check(self.stop_after_steps is None or self.stop_after_steps >= 1, "stop_after_steps",
+               self.stop_after_steps, "use 1 or more, or leave it unset")
+
+    def directory_for(self, output_dir: Path) -> Path:
+        """The checkpoint directory of a run writing ``output_dir``."""
+        if self.directory is not None:
+            return self.directory
+        # A sibling, not a subdirectory: the output is replaced when the artifact
+        # is written, and an existing output needs --overwrite.
+        output_dir = output_dir if output_dir.name else output_dir.resolve()
+        return output_dir.with_name(output_dir.name + ".checkpoints")

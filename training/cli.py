@@ -1,6 +1,9 @@
 """Command line: ``python -m training intent|sentiment|evaluate``.
 
-Every expected failure (``TrainingError``) is one line on stderr and exit code 2.
+Every expected failure (``TrainingError``) is one line on stderr and exit code 2;
+a run stopped on purpose by ``--stop-after-steps`` says so and exits with 3.
+Under ``torchrun --nproc_per_node N -m training ...`` only rank 0 logs at info
+level and prints the summary (``training.distributed``).
 """
 
 from __future__ import annotations
@@ -14,21 +17,25 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from training import distributed
 from training.arguments import (
     DEVICES,
     MAX_LENGTH_MAX,
     MAX_LENGTH_MIN,
     POOLINGS,
+    CheckpointArguments,
     DataArguments,
     TrainArguments,
 )
 from training.data import FORMATS
-from training.exceptions import ArgumentsError, DataError, TrainingError
+from training.exceptions import ArgumentsError, DataError, TrainingError, TrainingStopped
 from training.ood import METHODS as OOD_METHODS
 
 logger = logging.getLogger("training")
 
 EXIT_USAGE = 2
+# A run stopped by --stop-after-steps: not a failure, but no artifact either.
+EXIT_STOPPED = 3
 
 _EPILOG = """examples:
   python -m training intent --data data/nlu.yml --output models/intent
@@ -40,6 +47,8 @@ _EPILOG = """examples:
       --test-data ../shared/datasets/sst2/dev.tsv --output models/sst2
   python -m training evaluate --model models/banking77 \\
       --data ../shared/datasets/banking77/test.csv --label-column category
+  torchrun --nproc_per_node 2 -m training intent --data data/ --output models/intent
+  python -m training intent --data data/ --output models/intent --resume
 """
 
 
@@ -146,10 +155,27 @@ def _add_train_options(parser: argparse.ArgumentParser, defaults: TrainArguments
                             "(default: %(default)s)")
     group.add_argument("--half-precision", action="store_true",
                        help="store the encoder in float16 (half the size; loaded as float32)")
+    group = parser.add_argument_group("checkpoints and resuming")
+    group.add_argument("--checkpoint-dir", type=Path, metavar="DIR",
+                       help="where resumable checkpoints go (default: OUTPUT.checkpoints beside "
+                            "--output; deleted once the artifact is written)")
+    group.add_argument("--checkpoint-steps", type=int, default=0, metavar="N",
+                       help="also save a checkpoint every N optimizer steps (default: each "
+                            "epoch only)")
+    group.add_argument("--resume", action="store_true",
+                       help="continue from the latest checkpoint of an interrupted run with the "
+                            "same arguments and data (refused, naming the differences, "
+                            "otherwise); without one, train from the start")
+    group.add_argument("--keep-checkpoints", action="store_true",
+                       help="keep the checkpoints once the artifact is written")
+    group.add_argument("--stop-after-steps", type=int, metavar="N",
+                       help="testing resumption: save a checkpoint after N optimizer steps and "
+                            f"stop as if interrupted (exit code {EXIT_STOPPED}, no artifact)")
     group = parser.add_argument_group("hardware")
     group.add_argument("--device", choices=DEVICES, default="auto",
                        help="auto uses CUDA when a GPU is present (default: %(default)s); "
-                            "for several GPUs launch with torchrun --nproc_per_node N")
+                            "for several GPUs (or CPU processes) launch with torchrun "
+                            "--nproc_per_node N: data-parallel, rank 0 writes the artifact")
     group.add_argument("--bf16", dest="bf16", action="store_true", default=None,
                        help="force bf16 autocast (default: on when the GPU supports it)")
     group.add_argument("--no-bf16", dest="bf16", action="store_false",
@@ -222,7 +248,11 @@ def run_training(args: argparse.Namespace) -> dict:
         out_of_scope_known_recall=args.out_of_scope_known_recall,
         half_precision=args.half_precision,
     )
-    result = ClassifierTrainer(data_args, train_args).run()
+    checkpoints = CheckpointArguments(
+        directory=args.checkpoint_dir, every_steps=args.checkpoint_steps, resume=args.resume,
+        keep=args.keep_checkpoints, stop_after_steps=args.stop_after_steps,
+    )
+    result = ClassifierTrainer(data_args, train_args, checkpoints=checkpoints).run()
     return {"output": str(result.output_dir), **result.info.metrics,
             "timing_seconds": result.step_seconds}
 
@@ -263,16 +293,32 @@ def run_evaluation(args: argparse.Namespace) -> dict:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     args = build_parser().parse_args(argv)
+    try:
+        context = distributed.detect()
+    except ArgumentsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    level = logging.DEBUG if args.verbose else logging.INFO
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        # The other torchrun ranks repeat rank 0's log: their warnings are enough.
+        level=level if context.is_main else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # Errors can be one rank's own, so every rank reports them; naming the rank.
+    prefix = f"rank {context.rank}: " if context.is_distributed else ""
+    if args.command == "evaluate" and not context.is_main:
+        return 0  # evaluation is not data-parallel: rank 0 evaluates, writes and prints
     try:
         # stdout carries only the result JSON; Trainer's progress and logs go to stderr.
         with contextlib.redirect_stdout(sys.stderr):
             summary = run_evaluation(args) if args.command == "evaluate" else run_training(args)
+    except TrainingStopped as stopped:
+        if context.is_main:
+            print(f"stopped: {stopped}", file=sys.stderr)
+        return EXIT_STOPPED
     except TrainingError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"{prefix}error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    print(json.dumps(summary, indent=2))
+    if context.is_main:
+        print(json.dumps(summary, indent=2))
     return 0

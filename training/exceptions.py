@@ -13,7 +13,9 @@ Hierarchy (catch the base class to handle every expected failure)::
     │   ├── NotAModelError        a directory that holds no Hugging Face model
     │   └── ArtifactError         an artifact is missing, truncated or of the wrong kind
     │       └── WrongTaskError    an artifact of another task (intent instead of sentiment)
-    └── OutputExistsError         the output directory exists and overwrite was not asked
+    ├── OutputExistsError         the output directory exists and overwrite was not asked
+    └── CheckpointError           checkpoints that cannot be resumed, or would be lost
+        └── TrainingStopped       stopped on purpose after N steps (--stop-after-steps)
 
 The CLI turns any ``TrainingError`` into a one-line message and exit code 2;
 ``first_line`` is how every layer shortens a third-party error for such a message.
@@ -82,6 +84,26 @@ class WrongTaskError(ArtifactError):
 
 class OutputExistsError(TrainingError, FileExistsError):
     """The output directory exists and ``overwrite`` was not set."""
+
+
+class CheckpointError(TrainingError):
+    """Checkpoints that cannot be resumed (other arguments or data), or that a
+    fresh run would silently discard."""
+
+
+class TrainingStopped(CheckpointError):
+    """Training stopped on purpose after a checkpoint (``--stop-after-steps``),
+    as if it had been interrupted; ``--resume`` continues it.
+
+    Attributes:
+        step: The optimizer step of the checkpoint it left.
+        checkpoint: That checkpoint's directory.
+    """
+
+    def __init__(self, message: str, *, step: int = 0, checkpoint: str = "") -> None:
+        super().__init__(message)
+        self.step = step
+        self.checkpoint = checkpoint
 
 
 def first_line(error: BaseException) -> str:

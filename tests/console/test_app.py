@@ -364,3 +364,21 @@ async def test_an_intent_corrected_in_a_conversation_is_exported_as_nlu_yaml(
     body = await export.text()
     assert "- intent: track_delivery" in body and "my parcel never came" in body
     assert "attachment" in export.headers["Content-Disposition"]
+
+
+async def test_a_tracker_store_created_after_the_console_is_found(tmp_path, settings, store,
+                                                                  rasa) -> None:
+    from dataclasses import replace
+
+    from console.app import make_app, tracker_engine
+
+    tracker = tmp_path / "tracker.db"
+    app = make_app(replace(settings, tracker_database_url=f"sqlite+aiosqlite:///{tracker}"),
+                   store, rasa)
+
+    before = tracker_engine(app)
+    tracker.write_bytes(b"")  # Rasa creates its file later than make run starts the console
+    after = tracker_engine(app)
+
+    assert before is None and after is not None
+    await after.dispose()

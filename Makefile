@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
 .PHONY: run test test-fast reliability audit install chromium redis clean-models help \
-	sentiment-model benchmarks-understanding test-bilingual
+	sentiment-model benchmarks-understanding test-bilingual cjk-fonts
 
 help:
 	@echo "make run        install, train the classifiers and the assistant, serve it"
@@ -54,6 +54,17 @@ chromium:
 	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update && \
 	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
 
+# A Chinese font, so that the browser tests' screenshots of Chinese pages are readable
+# (the assertions read the DOM and pass without it): Debian's small WenQuanYi Micro Hei.
+cjk-fonts:
+	@if command -v fc-list >/dev/null 2>&1 && [ -n "$$(fc-list :lang=zh family)" ]; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "no Chinese font and no apt-get: Chinese screenshots will show boxes" >&2; exit 0; fi; \
+	sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	{ $$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+	  fonts-wqy-microhei; } || echo "could not install a Chinese font; screenshots only" >&2
+
 # The multi-instance load check (benchmarks/load.py) needs redis-server for Rasa's
 # lock store; installed like Chromium.
 redis:
@@ -82,7 +93,7 @@ audit: $(STAMP)
 	$(PY) -m pip freeze --all --exclude-editable | grep -v " @ file:" > .venv-audit/frozen.txt
 	.venv-audit/bin/pip-audit --requirement .venv-audit/frozen.txt --no-deps --disable-pip
 
-test: $(STAMP) chromium multilingual-encoder
+test: $(STAMP) chromium cjk-fonts multilingual-encoder
 	$(PY) -m pytest
 
 test-fast: $(STAMP) multilingual-encoder
@@ -90,7 +101,7 @@ test-fast: $(STAMP) multilingual-encoder
 
 # The bilingual assistant end to end (DingTalk, Chinese): trains config.bilingual.yml,
 # about 25 minutes on 2 cores; BILINGUAL_MODEL=<archive> reuses a trained one.
-test-bilingual: $(STAMP) multilingual-encoder
+test-bilingual: $(STAMP) chromium cjk-fonts multilingual-encoder
 	RUN_BILINGUAL=1 $(PY) -m pytest -m bilingual -s
 
 run: $(STAMP)

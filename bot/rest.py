@@ -18,6 +18,9 @@ Same name (``rest``), path (``/webhooks/rest/webhook``) and answers as Rasa 3.6'
   characters (Rasa's put every sender-less caller in one conversation, ``default``).
 - The Rasa sender id is ``rest:<sender>``: REST callers name conversations in their
   own namespace and cannot continue a web chat or DingTalk conversation.
+- **503** (``Retry-After: 1``) when Rasa failed to handle the message (Rasa's
+  answered 200 with the replies collected before the failure, which no tracker
+  then holds): the caller sends it again.
 - The input channel is always ``rest`` (Rasa's took the caller's ``input_channel``),
   and ``verified_identity`` is dropped from the caller's ``metadata``
   (:mod:`bot.trust`): a REST caller is never a verified customer.
@@ -144,7 +147,12 @@ class RestInput(rest.RestInput):
         return sender_id(self.name(), sender)
 
     def _extract_message(self, req: Request) -> str | None:
-        return json_object(req).get("message", None)
+        text = json_object(req).get("message", None)
+        # A number or an object would fail the turn inside Rasa, and a failed turn
+        # is answered 503 ("send it again"), which cannot help here.
+        if text is not None and not isinstance(text, str):
+            raise SanicException("'message' must be a string", status_code=400)
+        return text
 
     def _extract_input_channel(self, req: Request) -> str:
         return self.name()
@@ -203,8 +211,16 @@ class RestInput(rest.RestInput):
                                                  metadata=metadata))
             except asyncio.CancelledError:  # as Rasa's: a timeout answers what was collected
                 logger.error("REST: handling a message timed out")
-            except Exception:  # noqa: BLE001 - as Rasa's: log, answer what was collected
+            except Exception:  # noqa: BLE001 - logged; the caller is told to send it again
+                # Rasa's answered 200 with the replies collected so far; but the turn
+                # failed (e.g. the tracker store was down when Rasa saved it), so the
+                # customer would see answers that no tracker holds, and the next turn
+                # would go on from a conversation without them. A 503 says "send it
+                # again", which is safe: a failed turn saved nothing (make scale-check).
                 logger.exception("REST: handling a message failed")
+                return response.json(
+                    {"error": "the message could not be handled; send it again"},
+                    status=503, headers={"Retry-After": "1"})
             return response.json(collector.messages)
 
         return custom_webhook

@@ -9,7 +9,10 @@ has verified the sender puts it there:
 - the web chat, for a session opened with a valid customer token
   (:mod:`bot.identity`): ``{"channel": "webchat", "customer_id": "<the token's sub>"}``;
 - DingTalk, for a signed request: ``{"channel": "dingtalk", "external_id":
-  "<senderStaffId, or senderId for users outside the organisation>"}``.
+  "<senderStaffId, or senderId for users outside the organisation>"}``; the same in
+  Stream mode (:mod:`bot.dingtalk_stream`), for a message its bridge signed;
+- WeChat, for a signed, encrypted (safe mode) message: ``{"channel": "wechat",
+  "external_id": "<openid>"}`` (:mod:`bot.wechat`).
 
 Whatever a client sends as ``verified_identity`` is dropped by every channel
 (:func:`client_metadata`); the REST channel never sets it.
@@ -19,7 +22,7 @@ Conversation ids
 
 Each channel has its own namespace of Rasa sender ids (:func:`sender_id`):
 ``rest:<sender>``, ``webchat:<session uuid>``, ``dingtalk:<user or group:user>``,
-so that a REST caller who names a sender cannot continue a web chat or DingTalk
+``wechat:<openid>``, so that a REST caller who names a sender cannot continue a web chat or DingTalk
 conversation.
 """
 

@@ -6,7 +6,13 @@
 - masks e-mails, phone and card numbers in every log record of the process
   (``cs_core.privacy``), whatever the config's components and policies are;
 - bounds Rasa's wait for the action server with ``ActionFailurePolicy``'s
-  ``action_timeout`` from ``config.yml`` (Rasa 3.6 offers no other way to set it).
+  ``action_timeout`` from ``config.yml`` (Rasa 3.6 offers no other way to set it);
+- cuts the cost of a turn (``tune_turn``; measured by ``benchmarks/turn_profile.py``):
+  one inference thread for torch and TensorFlow, one compiled validator for the
+  action server's answers, event classes looked up in a dictionary, and a
+  first-come-first-served queue in front of the turns (``admit_turns``); the
+  tracker store's cut is ``bot.tracker_cache``, chosen in endpoints.yml.
+  ``SHOPWISE_TURN_TUNING=off`` leaves Rasa as it was, for the benchmark's baseline.
 
 Components and policies never change process-wide state themselves; when the
 hook has not run (a plain ``rasa run``), ``_shared.warn_if_not_installed``
@@ -17,8 +23,10 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+import sys
+from collections.abc import Mapping, MutableMapping
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -28,6 +36,16 @@ from nlu_components.policies.action_failure import NAME as ACTION_FAILURE
 from nlu_components.policies.action_failure import ActionFailureConfig
 
 logger = logging.getLogger(__name__)
+
+TUNING_VARIABLE = "SHOPWISE_TURN_TUNING"
+# Read by OpenMP (torch), MKL and Rasa's TensorFlow set-up when they start.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                    "TF_INTRA_OP_PARALLELISM_THREADS", "TF_INTER_OP_PARALLELISM_THREADS")
+INFERENCE_THREADS = "1"
+# Turns one Rasa process runs at once; the others wait their turn, first come first
+# served. SHOPWISE_CONCURRENT_TURNS overrides it; 0 lets every request in.
+TURNS_VARIABLE = "SHOPWISE_CONCURRENT_TURNS"
+CONCURRENT_TURNS = 4
 
 
 def install(config_path: str | Path | None = None) -> None:
@@ -40,6 +58,8 @@ def install(config_path: str | Path | None = None) -> None:
         InvalidConfigException: ``ActionFailurePolicy``'s options are invalid.
     """
     mask_all_records()
+    if os.environ.get(TUNING_VARIABLE, "on").lower() != "off":
+        tune_turn(os.environ)
     timeout = action_timeout(Path(config_path or os.environ.get("RASA_CONFIG") or "config.yml"))
     if timeout is not None:
         set_action_timeout(timeout)
@@ -74,3 +94,152 @@ def set_action_timeout(seconds: float) -> None:
     if rasa_action.DEFAULT_REQUEST_TIMEOUT != seconds:
         rasa_action.DEFAULT_REQUEST_TIMEOUT = seconds
         logger.info("calls to the action server time out after %s s", seconds)
+
+
+def tune_turn(environ: MutableMapping[str, str]) -> None:
+    """The turn's cuts that need the process rather than the config (idempotent).
+
+    Args:
+        environ: The process environment; thread counts already set there win.
+    """
+    limit_inference_threads(environ)
+    compile_action_result_validator()
+    cache_event_types()
+    admit_turns(concurrent_turns(environ))
+
+
+def limit_inference_threads(environ: MutableMapping[str, str]) -> list[str]:
+    """One inference thread for torch, MKL and TensorFlow, unless set already.
+
+    A message is a few dozen tokens: a second thread barely shortens it, while
+    its pool spins between ops and takes the core the action server, the tracker
+    store and the other customers' turns need (with TEDPolicy, the Rasa process
+    used 159 ms of CPU per message with the libraries' defaults, 76 ms with one
+    thread; benchmarks/turn_profile.py). More throughput comes from more instances.
+    Must run before torch or TensorFlow start, which read these once.
+
+    Returns:
+        The variables this call set.
+    """
+    started = [name for name in ("torch", "tensorflow") if name in sys.modules]
+    if started:
+        logger.warning("%s already started: its thread count stays as it is", started)
+    chosen = [name for name in THREAD_VARIABLES if not environ.get(name)]
+    for name in chosen:
+        environ[name] = INFERENCE_THREADS
+    return chosen
+
+
+def compile_action_result_validator() -> None:
+    """Validates the action server's answers with one validator built once.
+
+    Rasa 3.6's ``RemoteAction._validate_action_result`` calls
+    ``jsonschema.validate``, which checks the schema itself and builds a new
+    validator on every call: a third of a turn's CPU in the Rasa process. The
+    schema, the errors and their message stay Rasa's.
+    """
+    from rasa.core.actions.action import RemoteAction
+
+    if getattr(RemoteAction._validate_action_result, "_compiled", False):
+        return
+    from jsonschema import validators
+    from jsonschema.exceptions import best_match
+
+    original = RemoteAction._validate_action_result
+    schema = RemoteAction.action_response_format_spec()
+    validator = validators.validator_for(schema)(schema)
+
+    def validate(self: RemoteAction, result: dict[str, Any]) -> bool:
+        error = best_match(validator.iter_errors(result))
+        if error is None:
+            return True
+        # Rasa's own wording for the failure, from the original method.
+        return original(self, result)
+
+    validate._compiled = True  # type: ignore[attr-defined]
+    RemoteAction._validate_action_result = validate
+
+
+def cache_event_types() -> None:
+    """Finds an event's class by its name in a dictionary.
+
+    Rasa 3.6's ``Event.resolve_by_type`` walks every subclass of ``Event``
+    recursively for each event it reads: every event of the tracker loaded from
+    the store and of each action server answer, a tenth of a turn's CPU. Only
+    classes found are cached, so a class defined later is still found.
+    """
+    from rasa.shared.core.events import Event
+
+    if getattr(Event.resolve_by_type, "_cached", False):
+        return
+    original = Event.resolve_by_type
+    found: dict[str, type] = {}
+
+    def resolve_by_type(type_name: str, default: type | None = None) -> type | None:
+        cls = found.get(type_name)
+        if cls is None:
+            cls = original(type_name, default)
+            if cls is not None and cls is not default:
+                found[type_name] = cls
+        return cls
+
+    resolve_by_type._cached = True  # type: ignore[attr-defined]
+    Event.resolve_by_type = staticmethod(resolve_by_type)  # type: ignore[assignment]
+
+
+def concurrent_turns(environ: Mapping[str, str]) -> int:
+    """``SHOPWISE_CONCURRENT_TURNS``, or ``CONCURRENT_TURNS``.
+
+    Raises:
+        InvalidConfigException: Not a whole number of 0 or more.
+    """
+    value = environ.get(TURNS_VARIABLE, "").strip()
+    if not value:
+        return CONCURRENT_TURNS
+    if not value.isdigit():
+        from rasa.shared.exceptions import InvalidConfigException
+
+        raise InvalidConfigException(
+            f"{TURNS_VARIABLE}={value!r}: use a whole number of turns run at once per "
+            f"Rasa process (0: no limit), or unset it for the default ({CONCURRENT_TURNS})")
+    return int(value)
+
+
+def admit_turns(limit: int) -> None:
+    """Lets ``limit`` turns run at once in this process; the rest queue in order.
+
+    A turn's NLU and policies run on the event loop without yielding, and every
+    call to the action server yields: without a limit, each new request's NLU runs
+    inside the turns already started, so under load old turns keep waiting behind
+    new ones and the slowest customers wait longest. A first-come-first-served
+    queue keeps the order. A turn queues once it holds its conversation's lock
+    (Rasa's lock store): a turn still waiting for a lock, e.g. one a killed
+    instance held, must not take a place from turns that could run. ``0`` removes
+    the limit.
+    """
+    import asyncio
+
+    from rasa.core.agent import Agent
+
+    handle = getattr(Agent.handle_message, "_unlimited", Agent.handle_message)
+    if limit <= 0:
+        Agent.handle_message = handle
+        return
+    gates: dict[int, asyncio.Semaphore] = {}
+
+    async def handle_message(self: Agent, message: Any) -> Any:
+        # Rasa 3.6's Agent.handle_message, with the queue inside the lock.
+        if not self.is_ready():
+            logger.info("Ignoring message as there is no agent to handle it.")
+            return None
+        loop = id(asyncio.get_running_loop())
+        gate = gates.get(loop)
+        if gate is None:  # one per event loop: a semaphore belongs to its loop
+            gate = gates[loop] = asyncio.Semaphore(limit)
+        async with self.lock_store.lock(message.sender_id):
+            async with gate:
+                return await self.processor.handle_message(message)
+
+    handle_message._unlimited = handle  # type: ignore[attr-defined]
+    handle_message.__doc__ = handle.__doc__
+    Agent.handle_message = handle_message

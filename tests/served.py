@@ -134,10 +134,12 @@ def api(served: dict, **claims: Any) -> dict[str, str]:
 
 
 def endpoints_file(path: Path, actions_url: str, tracker_db: Path) -> Path:
-    """An endpoints.yml with the action server's URL and a SQLite tracker store."""
+    """An endpoints.yml with the action server's URL and endpoints.yml's tracker store
+    on a SQLite file."""
     path.write_text(
         f'action_endpoint:\n  url: "{actions_url}"\n'
-        f'tracker_store:\n  type: SQL\n  dialect: "sqlite"\n  db: "{tracker_db}"\n')
+        f'tracker_store:\n  type: bot.tracker_cache.CachedSQLTrackerStore\n'
+        f'  dialect: "sqlite"\n  db: "{tracker_db}"\n')
     return path
 
 
@@ -154,15 +156,20 @@ def start_action_server(port: int, shop: Path, rasa_port: int, jwt_secret: str,
 
 
 def start_rasa(model: Path, port: int, endpoints: Path, jwt_secret: str,
-               log: Path) -> subprocess.Popen:
-    """`python -m bot.serve --enable-api` (JWT secret from the environment) on 127.0.0.1:port."""
+               log: Path, *, credentials: Path | str = "credentials.yml",
+               env: dict[str, str] | None = None) -> subprocess.Popen:
+    """`python -m bot.serve --enable-api` (JWT secret from the environment) on 127.0.0.1:port.
+
+    ``credentials`` opens other channels (e.g. a file naming a channel's secrets as
+    ``${VARS}``), and ``env`` adds those variables to Rasa's environment.
+    """
     with log.open("a") as out:
         return subprocess.Popen(
             [str(BIN / "python"), "-m", "bot.serve", "--enable-api",
              "--interface", "127.0.0.1", "--port", str(port), "--model", str(model),
-             "--endpoints", str(endpoints), "--credentials", "credentials.yml"],
+             "--endpoints", str(endpoints), "--credentials", str(credentials)],
             cwd=ROOT, env=ENV | {"RASA_JWT_SECRET": jwt_secret,
-                                 "SHOP_IDENTITY_SECRET": IDENTITY_SECRET},
+                                 "SHOP_IDENTITY_SECRET": IDENTITY_SECRET} | (env or {}),
             stdout=out, stderr=subprocess.STDOUT)
 
 
@@ -178,9 +185,11 @@ def stop(*processes: subprocess.Popen) -> None:
             process.wait()
 
 
-def serve_assistant(assistant_model: Path,
-                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    """`rasa run --enable-api` and the action server on free localhost ports."""
+def serve_assistant(assistant_model: Path, tmp_path_factory: pytest.TempPathFactory, *,
+                    credentials: Path | str = "credentials.yml",
+                    env: dict[str, str] | None = None) -> Iterator[dict]:
+    """`rasa run --enable-api` and the action server on free localhost ports
+    (``credentials`` and ``env``: see :func:`start_rasa`)."""
     work = tmp_path_factory.mktemp("served")
     rasa_port, actions_port = free_port(), free_port()
     database = work / "tracker.db"
@@ -190,7 +199,8 @@ def serve_assistant(assistant_model: Path,
     endpoints = endpoints_file(work / "endpoints.yml", actions_url, database)
     processes = [
         start_action_server(actions_port, shop, rasa_port, jwt_secret, work / "actions.log"),
-        start_rasa(assistant_model, rasa_port, endpoints, jwt_secret, work / "rasa.log"),
+        start_rasa(assistant_model, rasa_port, endpoints, jwt_secret, work / "rasa.log",
+                   credentials=credentials, env=env),
     ]
     try:
         wait_until_up(f"http://127.0.0.1:{actions_port}/health", processes)

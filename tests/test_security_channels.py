@@ -38,7 +38,12 @@ IDENTITY_SECRET = "test-only shop identity secret, 32+ bytes long"
 # connectors (whose metadata the connector builds from the platform's payload).
 # Rasa's ``rest`` and ``socketio`` pass a client's metadata on as it came.
 SAFE_CHANNELS = {"bot.rest.RestInput", "bot.webchat.WebChatInput",
-                 "bot.dingtalk.DingTalkInput", "telegram", "slack"}
+                 "bot.dingtalk.DingTalkInput", "telegram", "slack",
+                 # builds the metadata from the DingTalk message, which only the
+                 # bridge with the shared secret can send (tests/bot/dingtalk_stream/)
+                 "bot.dingtalk_stream.channel.DingTalkStreamInput",
+                 # builds the metadata from WeChat's signed (safe mode) XML only
+                 "bot.wechat.WeChatInput"}
 
 
 class Agent:

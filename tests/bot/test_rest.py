@@ -187,6 +187,16 @@ async def test_a_body_without_a_usable_sender_is_a_400(webhook: Any, body: Any) 
     assert status == 400 and received == []
 
 
+@pytest.mark.parametrize("text", [12345, {"text": "hi"}, ["hi"], True],
+                         ids=["number", "object", "list", "boolean"])
+async def test_a_message_that_is_not_text_is_a_400(webhook: Any, text: Any) -> None:
+    post, received = await webhook()
+
+    status, _ = await post({"sender": "bad-type", "message": text})
+
+    assert status == 400 and received == []
+
+
 async def test_a_caller_cannot_reach_another_channels_conversation(webhook: Any) -> None:
     post, received = await webhook()
 
@@ -218,6 +228,25 @@ async def test_streaming_still_works(webhook: Any) -> None:
     assert status == 200  # one JSON object per line; here there is one line
     assert answer["text"] == "echo: where is my order 12345?"
     assert received[0].sender_id == "rest:alice"
+
+
+async def test_a_failed_turn_is_a_503_without_its_partial_answers() -> None:
+    # As when the tracker store is down as Rasa saves the turn: the replies were
+    # collected, but no tracker holds them, so the caller must send the message again.
+    async def answer_then_fail(message: UserMessage) -> None:
+        await message.output_channel.send_text_message(message.sender_id, "partial")
+        raise RuntimeError("the tracker store is down")
+
+    app = Sanic(f"rest_test_{uuid.uuid4().hex[:12]}", configure_logging=False)
+    app.blueprint(RestInput().blueprint(answer_then_fail), url_prefix="/webhooks/rest")
+    async with serve_sanic_on_loopback(app) as port, aiohttp.ClientSession() as session:
+        async with session.post(f"http://127.0.0.1:{port}/webhooks/rest/webhook",
+                                json=MESSAGE) as reply:
+            status, retry_after, body = reply.status, reply.headers.get("Retry-After"), \
+                await reply.json()
+
+    assert (status, retry_after) == (503, "1")
+    assert "partial" not in json.dumps(body) and "send it again" in body["error"]
 
 
 # -- helpers and configuration ------------------------------------------------------------

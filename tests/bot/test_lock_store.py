@@ -1,0 +1,107 @@
+"""bot.lock_store: ticket steps atomic across instances, on a real redis-server
+(loopback, a free port; skipped where Redis is not installed: make scale-packages)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from rasa.core.lock_store import LockStore, RedisLockStore
+from rasa.utils.endpoints import EndpointConfig
+
+from bot.lock_store import AtomicRedisLockStore
+from tests.served import free_port
+
+pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None,
+                                reason="redis-server is not installed (make scale-packages)")
+
+
+@pytest.fixture(scope="module")
+def redis_port() -> Iterator[int]:
+    port = free_port()
+    server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                               "--save", "", "--appendonly", "no"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.1)
+        yield port
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def instances(kind: type[RedisLockStore], port: int, count: int) -> list[RedisLockStore]:
+    """``count`` lock stores, as ``count`` Rasa instances would have."""
+    return [kind(host="127.0.0.1", port=port, db=1) for _ in range(count)]
+
+
+def issue_at_once(stores: list[RedisLockStore], conversation: str, each: int) -> int:
+    """Every store issues ``each`` tickets for one conversation, all at the same time;
+    returns how many tickets the lock holds afterwards."""
+    start = threading.Barrier(len(stores))
+
+    def issue(store: RedisLockStore) -> None:
+        start.wait()
+        for _ in range(each):
+            store.issue_ticket(conversation, 60)
+
+    threads = [threading.Thread(target=issue, args=(store,)) for store in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    lock = stores[0].get_lock(conversation)
+    assert lock is not None
+    return len(lock.tickets)
+
+
+def test_tickets_issued_at_once_by_four_instances_are_all_kept(redis_port: int) -> None:
+    for n in range(3):
+        assert issue_at_once(instances(AtomicRedisLockStore, redis_port, 4), f"ours-{n}",
+                             40) == 4 * 40
+
+
+def test_rasas_own_store_loses_some(redis_port: int) -> None:
+    # Why the store above exists: Rasa's reads, changes and writes the lock back, and
+    # instances overwrite each other's tickets. A race: skipped when it does not show.
+    lost = [4 * 40 - issue_at_once(instances(RedisLockStore, redis_port, 4), f"rasa-{n}", 40)
+            for n in range(5)]
+    if max(lost) == 0:
+        pytest.skip("the race did not show this time")
+    assert max(lost) > 0
+
+
+async def test_turns_of_one_conversation_follow_one_another(redis_port: int) -> None:
+    first, second = instances(AtomicRedisLockStore, redis_port, 2)
+    order: list[str] = []
+    async with first.lock("alice", 60, 0.05):
+        ticket = second.issue_ticket("alice", 60)
+        lock = second.get_lock("alice")
+        assert lock is not None and lock.is_locked(ticket)
+        order.append("first")
+    second.update_lock("alice")
+    lock = second.get_lock("alice")
+    assert lock is not None and not lock.is_locked(ticket)
+    second.cleanup("alice", ticket)
+    assert second.get_lock("alice") is None and order == ["first"]
+
+
+def test_rasa_builds_it_from_endpoints_yml(redis_port: int) -> None:
+    config = EndpointConfig(url="127.0.0.1", type="bot.lock_store.AtomicRedisLockStore",
+                            port=redis_port, db=1, key_prefix="scale")
+    store = LockStore.create(config)
+    assert isinstance(store, AtomicRedisLockStore)
+    assert store.key_prefix.startswith("scale:")
+    assert store.issue_ticket("bob", 60) == 0

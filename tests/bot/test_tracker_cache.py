@@ -252,3 +252,22 @@ async def test_deleted_events_are_not_served_from_memory(make_store) -> None:
 
     fresh = await store.retrieve("alex")
     assert [e for e in as_dicts(fresh) if e["event"] == "user"] == []
+
+
+async def test_a_failure_after_the_commit_does_not_fail_the_stored_turn(
+        make_store, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = make_store()
+    tracker = await started(store)
+
+    def down(sender_id: str) -> tuple:
+        raise OSError("connection lost after the commit")
+
+    monkeypatch.setattr(store, "_stored", down)
+    for event in turn("stored anyway", 5.0):
+        tracker.update(event)
+    await store.save(tracker)  # no error: the customer must not resend it
+    monkeypatch.undo()
+
+    plain = make_store(SQLTrackerStore)
+    assert as_dicts(await plain.retrieve("alex")) == as_dicts(tracker)
+    assert await store.retrieve("alex") is not tracker  # not kept: read again

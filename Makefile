@@ -164,6 +164,7 @@ sentiment-model: $(STAMP)
 # The understanding benchmarks of the README (results in benchmarks/results/).
 benchmarks-understanding: $(STAMP)
 	$(PY) benchmarks/intent_robustness.py
+	$(PY) benchmarks/intent_robustness.py --typo-augmentation 0.7 --name intent_robustness_p07_spelling
 	$(PY) benchmarks/open_intent.py
 	$(PY) benchmarks/unknown_input.py
 

@@ -4,8 +4,11 @@ One run trains the BANKING77 recipe once per ``--typo-augmentation`` value
 (default: without, and with 0.3) and evaluates each model on the official test
 set and on a seeded typo-perturbed copy of it (``training.augment.typo_copy``,
 seed ``TYPO_SEED``, a typo in about a quarter of the words and at least one per
-message). Temperature and fallback threshold are fitted on the 10% validation
-split, never on the test set::
+message). Each model corrects typos in front of its encoder
+(``training.spelling``, on by default); the typo copy is also scored with the
+correction switched off, from the same model, to show what each part gives.
+Temperature and fallback threshold are fitted on the 10% validation split, never
+on the test set::
 
     .venv/bin/python benchmarks/intent_robustness.py
 
@@ -89,13 +92,17 @@ def plot(record: dict, path: Path) -> None:
     left.legend()
     names = [f"typos p={r['typo_augmentation']}" for r in record["runs"]]
     x = np.arange(len(names))
-    right.bar(x - 0.2, [r["clean"]["accuracy"] for r in record["runs"]], 0.4, label="clean test")
-    right.bar(x + 0.2, [r["typo"]["accuracy"] for r in record["runs"]], 0.4, label="typo test")
+    right.bar(x - 0.27, [r["clean"]["accuracy"] for r in record["runs"]], 0.27,
+              label="clean test")
+    right.bar(x, [r["without_spelling_correction"]["typo"] for r in record["runs"]], 0.27,
+              label="typo test, no spelling correction")
+    right.bar(x + 0.27, [r["typo"]["accuracy"] for r in record["runs"]], 0.27,
+              label="typo test, spelling corrected")
     for i, r in enumerate(record["runs"]):
-        right.text(i, r["typo"]["accuracy"] + 0.005, f"-{r['typo_drop_points']:.2f} pts",
+        right.text(i + 0.27, r["typo"]["accuracy"] + 0.005, f"-{r['typo_drop_points']:.2f} pts",
                    ha="center", fontsize=8)
     right.set_xticks(x, names)
-    lowest = min(r["typo"]["accuracy"] for r in record["runs"])
+    lowest = min(r["without_spelling_correction"]["typo"] for r in record["runs"])
     right.set_ylim(max(0.0, lowest - 0.08), 1.0)
     right.set_title("accuracy: clean vs typo-perturbed test")
     right.legend(loc="upper right")
@@ -150,6 +157,10 @@ def main() -> int:
         labels = trainer.labels
         y_true = trainer.label_ids(test)
         clean, typo = (evaluate(predictor, copy, y_true, labels) for copy in (texts, noisy))
+        spelling, predictor.spelling = predictor.spelling, None
+        without = {name: evaluate(predictor, copy, y_true, labels)["accuracy"]
+                   for name, copy in (("clean", texts), ("typo", noisy))}
+        predictor.spelling = spelling
         record["runs"].append({
             "typo_augmentation": rate,
             "wall_seconds": round(wall, 1),
@@ -158,6 +169,9 @@ def main() -> int:
             "clean": clean,
             "typo": typo,
             "typo_drop_points": round(100 * (clean["accuracy"] - typo["accuracy"]), 2),
+            "spelling_correction": spelling is not None,
+            "without_spelling_correction": without | {
+                "typo_drop_points": round(100 * (without["clean"] - without["typo"]), 2)},
         })
         logging.info("typo augmentation %.2f: clean %.4f, typo %.4f, ECE %.4f -> %.4f", rate,
                      clean["accuracy"], typo["accuracy"], clean["ece_uncalibrated"],
@@ -168,8 +182,9 @@ def main() -> int:
     plot(record, options.results / f"{options.name}.png")
     print(json.dumps({run["typo_augmentation"]: {k: run[k] for k in ("typo_drop_points",)}
                       | {"clean": run["clean"]["accuracy"], "typo": run["typo"]["accuracy"],
-                         "ece": run["clean"]["ece_calibrated"]} for run in record["runs"]},
-                     indent=2))
+                         "ece": run["clean"]["ece_calibrated"],
+                         "without_spelling_correction": run["without_spelling_correction"]}
+                      for run in record["runs"]}, indent=2))
     return 0
 
 

@@ -8,7 +8,6 @@ No Rasa component here, only functions over plain values and
 from __future__ import annotations
 
 import unicodedata
-
 from typing import TYPE_CHECKING, Any
 
 from rasa.shared.nlu.constants import (

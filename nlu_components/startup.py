@@ -8,8 +8,9 @@
 - bounds Rasa's wait for the action server with ``ActionFailurePolicy``'s
   ``action_timeout`` from ``config.yml`` (Rasa 3.6 offers no other way to set it);
 - cuts the cost of a turn (``tune_turn``; measured by ``benchmarks/turn_profile.py``):
-  one inference thread for torch and TensorFlow, one compiled validator for the
-  action server's answers, event classes looked up in a dictionary, and a
+  one compute thread for torch, TensorFlow and numpy's BLAS, one compiled
+  validator for the action server's answers, event classes looked up in a
+  dictionary, graphs run in a plain loop rather than dask's scheduler, and a
   first-come-first-served queue in front of the turns (``admit_turns``); the
   tracker store's cut is ``bot.tracker_cache``, chosen in endpoints.yml.
   ``SHOPWISE_TURN_TUNING=off`` leaves Rasa as it was, for the benchmark's baseline.
@@ -31,6 +32,7 @@ from typing import Any
 import yaml
 
 from cs_core.privacy import mask_all_records
+from cs_core.threads import limit_compute_threads
 from nlu_components import _shared
 from nlu_components.policies.action_failure import NAME as ACTION_FAILURE
 from nlu_components.policies.action_failure import ActionFailureConfig
@@ -38,10 +40,6 @@ from nlu_components.policies.action_failure import ActionFailureConfig
 logger = logging.getLogger(__name__)
 
 TUNING_VARIABLE = "SHOPWISE_TURN_TUNING"
-# Read by OpenMP (torch), MKL and Rasa's TensorFlow set-up when they start.
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
-                    "TF_INTRA_OP_PARALLELISM_THREADS", "TF_INTER_OP_PARALLELISM_THREADS")
-INFERENCE_THREADS = "1"
 # Turns one Rasa process runs at once; the others wait their turn, first come first
 # served. SHOPWISE_CONCURRENT_TURNS overrides it; 0 lets every request in.
 TURNS_VARIABLE = "SHOPWISE_CONCURRENT_TURNS"
@@ -105,18 +103,15 @@ def tune_turn(environ: MutableMapping[str, str]) -> None:
     limit_inference_threads(environ)
     compile_action_result_validator()
     cache_event_types()
+    run_graphs_in_order()
     admit_turns(concurrent_turns(environ))
 
 
 def limit_inference_threads(environ: MutableMapping[str, str]) -> list[str]:
-    """One inference thread for torch, MKL and TensorFlow, unless set already.
-
-    A message is a few dozen tokens: a second thread barely shortens it, while
-    its pool spins between ops and takes the core the action server, the tracker
-    store and the other customers' turns need (with TEDPolicy, the Rasa process
-    used 159 ms of CPU per message with the libraries' defaults, 76 ms with one
-    thread; benchmarks/turn_profile.py). More throughput comes from more instances.
-    Must run before torch or TensorFlow start, which read these once.
+    """One thread for torch, MKL, OpenBLAS and TensorFlow, unless set already
+    (``cs_core.threads``; with TEDPolicy, the Rasa process used 159 ms of CPU per
+    message with the libraries' defaults, 76 ms with one thread). Must run before
+    torch or TensorFlow start, which read the variables once.
 
     Returns:
         The variables this call set.
@@ -124,10 +119,7 @@ def limit_inference_threads(environ: MutableMapping[str, str]) -> list[str]:
     started = [name for name in ("torch", "tensorflow") if name in sys.modules]
     if started:
         logger.warning("%s already started: its thread count stays as it is", started)
-    chosen = [name for name in THREAD_VARIABLES if not environ.get(name)]
-    for name in chosen:
-        environ[name] = INFERENCE_THREADS
-    return chosen
+    return limit_compute_threads(environ)
 
 
 def compile_action_result_validator() -> None:
@@ -185,6 +177,71 @@ def cache_event_types() -> None:
 
     resolve_by_type._cached = True  # type: ignore[attr-defined]
     Event.resolve_by_type = staticmethod(resolve_by_type)  # type: ignore[assignment]
+
+
+def run_graphs_in_order() -> None:
+    """Runs Rasa's graphs (NLU, policies) in a plain loop instead of dask's scheduler.
+
+    Rasa 3.6's ``DaskGraphRunner.run`` prunes the schema, builds a dask graph and
+    hands it to ``dask.get`` on every parse and every predicted action: 0.7 ms of
+    scheduling per run, three runs a message, for graphs of a dozen nodes that run
+    one after another anyway. Here each runner works out the order once per set of
+    targets and then calls its nodes in that order, with dask's semantics: inputs
+    replace nodes of the same name, a need that names no node is passed as it is,
+    and node errors propagate as they did.
+    """
+    from rasa.engine.exceptions import GraphRunError
+    from rasa.engine.runner.dask import DaskGraphRunner
+
+    if getattr(DaskGraphRunner.run, "_in_order", False):
+        return
+
+    def plan(runner: DaskGraphRunner, targets: list[str]) -> list[tuple[str, Any, tuple]]:
+        nodes = runner._graph_schema.minimal_graph_schema(targets).nodes
+        ordered: list[tuple[str, Any, tuple]] = []
+        done: set[str] = set()
+
+        def visit(name: str) -> None:  # Rasa validates at training that there is no cycle
+            if name in done or name not in nodes:
+                return
+            needs = tuple(nodes[name].needs.values())
+            for need in needs:
+                visit(need)
+            done.add(name)
+            ordered.append((name, runner._instantiated_nodes[name], needs))
+
+        for target in targets:
+            visit(target)
+        return ordered
+
+    def run(self: DaskGraphRunner, inputs: dict[str, Any] | None = None,
+            targets: list[str] | None = None) -> dict[str, Any]:
+        run_targets = list(targets) if targets else self._graph_schema.target_names
+        plans = self.__dict__.setdefault("_plans_in_order", {})
+        steps = plans.get(tuple(run_targets))
+        if steps is None:
+            steps = plans[tuple(run_targets)] = plan(self, run_targets)
+        values: dict[str, Any] = {}
+        names = {name for name, _, _ in steps}
+        for name, value in (inputs or {}).items():
+            if isinstance(value, str) and value in names:
+                raise GraphRunError(
+                    f"Input value '{value}' clashes with a node name. Make sure that none of "
+                    f"the input names passed to the `run` method are the same as node names "
+                    f"in the graph schema.")
+            names.add(name)
+            values[name] = (name, value)
+        try:
+            for name, node, needs in steps:
+                if name not in values:  # an input of that name replaces the node
+                    values[name] = node(*(values.get(need, need) for need in needs))
+        except RuntimeError as error:
+            raise GraphRunError("Error running runner.") from error
+        return dict(values[target] for target in run_targets)
+
+    run._in_order = True  # type: ignore[attr-defined]
+    run.__doc__ = DaskGraphRunner.run.__doc__
+    DaskGraphRunner.run = run
 
 
 def concurrent_turns(environ: Mapping[str, str]) -> int:

@@ -106,7 +106,8 @@ class TransformerIntentClassifier(ServedClassifier, IntentClassifier):
                 batch_size=config.batch_size, max_length=config.max_length, seed=config.seed,
                 device=config.device, early_stopping_patience=2,
                 label_smoothing=config.label_smoothing,
-                typo_augmentation=config.typo_augmentation, out_of_scope=config.out_of_scope)
+                typo_augmentation=config.typo_augmentation,
+                spelling_correction=config.spelling_correction, out_of_scope=config.out_of_scope)
             data_args = DataArguments(path=Path("data"), data_format="rasa",
                                       validation_split=config.validation_split)
             try:

@@ -125,6 +125,8 @@ class TrainArguments:
             ``training.predict.configure_threads``); ``None`` keeps torch's default.
         typo_augmentation: Probability that a training example is drawn with
             typos (``training.augment``), afresh each epoch; 0 turns it off.
+        spelling_correction: Correct unknown words towards the training words
+            before the encoder, in training and serving (``training.spelling``).
         calibrate: Fit a logit temperature on the validation data.
         out_of_scope: Out-of-scope detector fitted for intent models (one of
             ``training.ood.METHODS``), or ``none``; needs validation data.
@@ -156,6 +158,7 @@ class TrainArguments:
     bf16: bool | None = None
     num_threads: int | None = None
     typo_augmentation: float = 0.0
+    spelling_correction: bool = True
     calibrate: bool = True
     out_of_scope: str = DEFAULT_METHOD
     out_of_scope_known_recall: float = DEFAULT_KNOWN_RECALL
@@ -191,6 +194,8 @@ class TrainArguments:
                self.num_threads, "use 1 or more, or leave it unset")
         _check(0 <= self.typo_augmentation <= 1, "typo_augmentation", self.typo_augmentation,
                "use a probability in [0, 1], such as 0.3")
+        _check(isinstance(self.spelling_correction, bool), "spelling_correction",
+               self.spelling_correction, "use True or False")
         _check(self.out_of_scope in (*METHODS, "none"), "out_of_scope", self.out_of_scope,
                f"use one of {', '.join(METHODS)} or none")
         _check(0.5 <= self.out_of_scope_known_recall < 1, "out_of_scope_known_recall",

@@ -109,6 +109,8 @@ class ArtifactInfo:
             prediction should not be trusted) and, for sentiment, ``intensity``
             (isotonic knots ``xs``/``ys`` from the raw head output to the level).
         out_of_scope: The out-of-scope detector (``training.ood``), if fitted.
+        spelling: The training word counts of the typo correction in front of the
+            encoder (``training.spelling``); empty when it is off.
         versions: Library versions that wrote the artifact.
         format_version: Version of this contract.
         created_at: UTC time of writing.
@@ -124,6 +126,7 @@ class ArtifactInfo:
     metrics: dict[str, Any] = field(default_factory=dict)
     calibration: dict[str, Any] = field(default_factory=dict)
     out_of_scope: dict[str, Any] = field(default_factory=dict)
+    spelling: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
     created_at: str = ""

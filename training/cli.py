@@ -140,6 +140,10 @@ def _add_train_options(parser: argparse.ArgumentParser, defaults: TrainArguments
     group.add_argument("--typo-augmentation", type=float, default=defaults.typo_augmentation,
                        metavar="P", help="probability that a training example is drawn with "
                        "fresh typos each epoch (default: %(default)s)")
+    group.add_argument("--no-spelling-correction", dest="spelling_correction",
+                       action="store_false",
+                       help="do not correct unknown words towards the training words before "
+                            "the encoder (training.spelling)")
     group.add_argument("--seed", type=int, default=defaults.seed,
                        help="seed of the split, the head and the data order (default: %(default)s)")
     group = parser.add_argument_group("calibration and out-of-scope detection")
@@ -244,6 +248,7 @@ def run_training(args: argparse.Namespace) -> dict:
         class_weights=args.class_weights, label_smoothing=args.label_smoothing,
         seed=args.seed, device=args.device, bf16=args.bf16,
         num_threads=args.num_threads, typo_augmentation=args.typo_augmentation,
+        spelling_correction=args.spelling_correction,
         calibrate=args.calibrate, out_of_scope=args.out_of_scope,
         out_of_scope_known_recall=args.out_of_scope_known_recall,
         half_precision=args.half_precision,

@@ -23,6 +23,7 @@ from training.calibration import apply_isotonic, softmax
 from training.exceptions import ArtifactError
 from training.model import EncoderClassifier, load_artifact, load_tokenizer
 from training.ood import OutOfScopeDetector
+from training.spelling import SpellingNormaliser, tokenizer_words
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +114,10 @@ class Predictor:
         self.temperature = float(calibration.get("temperature", 1.0))
         self.intensity_map = calibration.get("intensity") or {}
         self._tokenizer_lock = threading.Lock()
+        # Typos corrected towards the training words (training.spelling), when the
+        # artifact was trained with it.
+        self.spelling = (SpellingNormaliser.from_json(info.spelling, tokenizer_words(tokenizer))
+                         if info.spelling else None)
         if session is not None:
             self._onnx_inputs = {item.name for item in session.get_inputs()}
             self._onnx_outputs = [item.name for item in session.get_outputs()]
@@ -178,6 +183,8 @@ class Predictor:
     def _encode(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         limit = self.max_length * _CHARS_PER_TOKEN_BOUND
         texts = [text[:limit] for text in texts]
+        if self.spelling is not None:
+            texts = [self.spelling.normalise(text) for text in texts]
         with self._tokenizer_lock:
             batch = self.tokenizer(texts, padding=True, truncation=True,
                                    max_length=self.max_length, return_tensors="pt")

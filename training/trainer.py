@@ -56,6 +56,7 @@ from training.fitting import class_weights, fit
 from training.model import EncoderClassifier
 from training.ood import OutOfScopeDetector
 from training.predict import Predictor, configure_threads, resolve_device
+from training.spelling import SpellingNormaliser
 
 logger = logging.getLogger(__name__)
 
@@ -347,6 +348,8 @@ def describe(data_args: DataArguments, args: TrainArguments, base_model: str | P
         base_model=str(base_model),
         training_arguments=args.to_dict() | {"data": data_args.to_dict()},
         data_fingerprint=data.fingerprint,
+        spelling=(SpellingNormaliser.from_texts(data.dataset.texts).to_json()
+                  if args.spelling_correction else {}),
         versions=model_module.library_versions(),
     )
 

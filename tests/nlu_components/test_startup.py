@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from jsonschema import ValidationError
 from rasa.core.actions.action import RemoteAction
+from rasa.engine.exceptions import GraphRunError
+from rasa.engine.graph import GraphComponent, GraphSchema, SchemaNode
+from rasa.engine.runner.dask import DaskGraphRunner
 
 from nlu_components import startup
 
@@ -26,7 +31,9 @@ def restore_validator() -> Iterator[None]:
 
 
 def test_threads_default_to_one_where_unset() -> None:
-    environ = {"OMP_NUM_THREADS": "4"}
+    # OPENBLAS_NUM_THREADS set: this test process's BLAS pool stays as it is
+    # (tests/cs_core/test_threads.py resizes one and restores it).
+    environ = {"OMP_NUM_THREADS": "4", "OPENBLAS_NUM_THREADS": "2"}
     chosen = startup.limit_inference_threads(environ)
     assert environ["OMP_NUM_THREADS"] == "4"  # the operator's choice wins
     assert "OMP_NUM_THREADS" not in chosen
@@ -34,6 +41,13 @@ def test_threads_default_to_one_where_unset() -> None:
                  "TF_INTER_OP_PARALLELISM_THREADS"):
         assert environ[name] == "1"
         assert name in chosen
+
+
+def test_a_library_started_too_early_is_named(monkeypatch: pytest.MonkeyPatch,
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setitem(sys.modules, "torch", sys.modules.get("torch") or object())
+    startup.limit_inference_threads({"OPENBLAS_NUM_THREADS": "2"})
+    assert "torch" in caplog.text and "stays as it is" in caplog.text
 
 
 def test_compiled_validator_accepts_what_rasa_accepts(remote_action: RemoteAction,
@@ -209,3 +223,84 @@ def test_a_bad_concurrent_turns_names_the_variable(value: str) -> None:
 
     with pytest.raises(InvalidConfigException, match=startup.TURNS_VARIABLE):
         startup.concurrent_turns({startup.TURNS_VARIABLE: value})
+
+
+class Node:
+    """A graph node as Rasa's runner calls it: ``(name, value)`` pairs in and out."""
+
+    def __init__(self, name: str, calls: list[str], fail: Exception | None = None) -> None:
+        self.name, self.calls, self.fail = name, calls, fail
+
+    def __call__(self, *inputs: Any) -> tuple[str, Any]:
+        self.calls.append(self.name)
+        if self.fail is not None:
+            raise self.fail
+        return self.name, [self.name, *inputs]
+
+
+@pytest.fixture
+def runner_factory() -> Iterator[Callable[..., DaskGraphRunner]]:
+    """Runners over a small schema without loading components; restores Rasa's run."""
+    original = DaskGraphRunner.run
+
+    def make(needs: dict[str, dict[str, str]], targets: set[str], calls: list[str],
+             fail: dict[str, Exception] | None = None) -> DaskGraphRunner:
+        runner = DaskGraphRunner.__new__(DaskGraphRunner)
+        runner._graph_schema = GraphSchema({
+            name: SchemaNode(needs=node_needs, uses=GraphComponent, constructor_name="create",
+                             fn="process", config={}, is_target=name in targets)
+            for name, node_needs in needs.items()})
+        runner._execution_context = None
+        runner._instantiated_nodes = {name: Node(name, calls, (fail or {}).get(name))
+                                      for name in needs}
+        return runner
+
+    yield make
+    DaskGraphRunner.run = original
+
+
+# A diamond with an input, a node only one target needs and a need naming no node.
+DIAMOND = {"a": {"x": "__message__"}, "b": {"x": "a"}, "c": {"x": "a", "y": "literal"},
+           "d": {"x": "b", "y": "c"}, "unused": {"x": "a"}}
+
+
+@pytest.mark.parametrize("targets", [None, ["d"], ["b", "c"], ["a"]])
+def test_graphs_in_order_give_dasks_results(runner_factory: Callable[..., DaskGraphRunner],
+                                            targets: list[str] | None) -> None:
+    dask_calls: list[str] = []
+    expected = runner_factory(DIAMOND, {"d"}, dask_calls).run({"__message__": "hi"}, targets)
+    startup.run_graphs_in_order()
+    startup.run_graphs_in_order()  # idempotent
+    calls: list[str] = []
+    runner = runner_factory(DIAMOND, {"d"}, calls)
+
+    assert runner.run({"__message__": "hi"}, targets) == expected
+    assert runner.run({"__message__": "hello"}, targets) != expected  # plan kept, not values
+    assert sorted(calls) == sorted(dask_calls * 2)  # each node once per run, as dask does
+    assert "unused" not in calls
+
+
+def test_an_input_replaces_the_node_of_its_name(
+        runner_factory: Callable[..., DaskGraphRunner]) -> None:
+    inputs = {"__message__": "hi", "a": "given"}
+    expected = runner_factory(DIAMOND, {"d"}, []).run(inputs)
+    startup.run_graphs_in_order()
+    calls: list[str] = []
+    result = runner_factory(DIAMOND, {"d"}, calls).run(inputs)
+
+    assert result == expected
+    assert "a" not in calls
+    assert result["d"][1] == ("b", ["b", ("a", "given")])
+
+
+def test_graph_errors_are_raised_as_rasas(runner_factory: Callable[..., DaskGraphRunner]
+                                          ) -> None:
+    startup.run_graphs_in_order()
+    with pytest.raises(GraphRunError, match="clashes with a node name"):
+        runner_factory(DIAMOND, {"d"}, []).run({"__message__": "b"})
+    with pytest.raises(ValueError, match="bad text"):  # a node's own error, unchanged
+        runner_factory(DIAMOND, {"d"}, [], {"c": ValueError("bad text")}).run(
+            {"__message__": "hi"})
+    with pytest.raises(GraphRunError):
+        runner_factory(DIAMOND, {"d"}, [], {"c": RuntimeError("boom")}).run(
+            {"__message__": "hi"})

@@ -29,7 +29,9 @@ instance only, for now:** with two instances on PostgreSQL and
 server killed, PostgreSQL restarted) stored 106 messages twice or out of place and
 missed 98, where Rasa's store (``bot.tracker_store.StrictSQLTrackerStore``, what
 ``make scale`` uses) lost none. Until that is understood, deployments with several
-instances use the strict store. As ``bot.tracker_store``'s strict store,
+instances use the strict store. Since the turn got faster (``cs_core.threads``) the
+strict store's fault run shows the same displaced blocks (docs/deploy.md), so the race
+is probably exposed by the faults' new timing rather than made by this cache. As ``bot.tracker_store``'s strict store,
 a database failure fails the turn instead of Rasa's silent fall-back to memory.
 
 On SQLite (``make run``'s default) the file uses the WAL journal with

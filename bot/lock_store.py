@@ -59,6 +59,8 @@ MUTEX_WAIT_S = 10.0
 # A held ticket is renewed every this fraction of its lifetime: a process whose event
 # loop stalls for three quarters of the lifetime loses its ticket.
 RENEW_EVERY = 0.25
+# Logged (as an error) when a live ticket could not be renewed; make scale-check counts it.
+EXPIRED_WHILE_HELD = "lock ticket expired while its turn held or awaited it"
 
 
 class AtomicRedisLockStore(RedisLockStore):
@@ -141,10 +143,9 @@ class AtomicRedisLockStore(RedisLockStore):
                                conversation_id, error)
                 continue
             if not renewed:
-                logger.error("the lock ticket of conversation '%s' expired while its turn "
-                             "held or awaited it (the event loop stalled for %.0f s or "
-                             "more?): another turn of it may run at once", conversation_id,
-                             lock_lifetime * (1 - RENEW_EVERY))
+                logger.error("%s: conversation '%s' (the event loop stalled for %.0f s or "
+                             "more?); another turn of it may run at once", EXPIRED_WHILE_HELD,
+                             conversation_id, lock_lifetime * (1 - RENEW_EVERY))
                 return
 
     @asynccontextmanager

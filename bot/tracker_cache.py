@@ -28,11 +28,13 @@ instance only, for now:** with two instances on PostgreSQL and
 (0 lost at 32 and 128 customers), but its fault run (an instance killed, an action
 server killed, PostgreSQL restarted) stored 106 messages twice or out of place and
 missed 98, where Rasa's store (``bot.tracker_store.StrictSQLTrackerStore``, what
-``make scale`` uses) lost none. Until that is understood, deployments with several
-instances use the strict store. Since the turn got faster (``cs_core.threads``) the
-strict store's fault run shows the same displaced blocks (docs/deploy.md), so the race
-is probably exposed by the faults' new timing rather than made by this cache. As ``bot.tracker_store``'s strict store,
-a database failure fails the turn instead of Rasa's silent fall-back to memory.
+``make scale`` uses) then lost none. Later the strict store showed the same displaced
+blocks, and the cause was found in the lock store: tickets queued behind a killed
+instance's ticket expired with it, so turns of one conversation ran side by side (now
+renewed, ``bot.lock_store``). The cache has not been run through the fault check since;
+until it has, deployments with several instances use the strict store. As
+``bot.tracker_store``'s strict store, a database failure fails the turn instead of
+Rasa's silent fall-back to memory.
 
 On SQLite (``make run``'s default) the file uses the WAL journal with
 ``synchronous=NORMAL``: with SQLite's defaults each turn's commit waits for the

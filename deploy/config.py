@@ -156,6 +156,10 @@ class StackConfig:
             ports (the checks).
         lock_lifetime_s: Rasa's ticket lock lifetime (``TICKET_LOCK_LIFETIME``):
             how long a conversation stays locked by an instance that died mid-turn.
+            20 s, not Rasa's 60: ``bot.lock_store`` renews a live ticket every 5 s
+            then, so only a process whose event loop stalls for 15 s loses its
+            ticket (the busiest level of ``make scale-check`` kept health checks
+            waiting about 5 s).
         socketio_stickiness: ``cookie`` (HAProxy inserts one: browsers are spread
             over the instances and stay on theirs) or ``source`` (the client's
             address, for clients without cookies).
@@ -178,7 +182,7 @@ class StackConfig:
     rasa_instances: int = 2
     action_servers: int = 2
     base_port: int = 8005
-    lock_lifetime_s: int = 60
+    lock_lifetime_s: int = 20
     socketio_stickiness: str = "cookie"
     database_user: str = "assistant"
     tracker_database: str = "rasa_tracker"

@@ -36,6 +36,9 @@ class IntentClassifierConfig(ServingConfig):
             each epoch (0.7 was best of 0, 0.3 and 0.7 in intent_robustness.py).
         spelling_correction: Correct unknown words towards the NLU data's words
             before the encoder (``training.spelling``; intent_robustness.py).
+        freeze_word_embeddings: Keep the encoder's word embeddings as pretrained
+            (``TrainArguments.freeze_word_embeddings``): much faster with the
+            multilingual encoder's large vocabulary.
         out_of_scope: Detector (mahalanobis, knn, energy, msp) or none;
             mahalanobis had the best AUROC in benchmarks/open_intent.py.
         fallback_threshold: Calibrated confidence below which the intent is
@@ -57,6 +60,7 @@ class IntentClassifierConfig(ServingConfig):
     label_smoothing: float = 0.0
     typo_augmentation: float = 0.7
     spelling_correction: bool = True
+    freeze_word_embeddings: bool = False
     out_of_scope: str = "mahalanobis"
     fallback_threshold: float | str | None = "auto"
     unknown_intent: str = "auto"
@@ -80,8 +84,8 @@ class IntentClassifierConfig(ServingConfig):
                f"use one of {', '.join(METHODS)} or none")
         _shared.check_type(NAME, "unknown_intent", self.unknown_intent, str,
                            "name an intent of the domain, or nlu_fallback")
-        _shared.check_type(NAME, "spelling_correction", self.spelling_correction, bool,
-                           "use true or false")
+        for key in ("spelling_correction", "freeze_word_embeddings"):
+            _shared.check_type(NAME, key, getattr(self, key), bool, "use true or false")
         for key in ("batch_size", "max_length", "seed", "ranking_length"):
             _shared.check_type(NAME, key, getattr(self, key), int, "give a whole number")
         _check(0 <= self.typo_augmentation <= 1, "typo_augmentation", self.typo_augmentation,

@@ -107,7 +107,9 @@ class TransformerIntentClassifier(ServedClassifier, IntentClassifier):
                 device=config.device, early_stopping_patience=2,
                 label_smoothing=config.label_smoothing,
                 typo_augmentation=config.typo_augmentation,
-                spelling_correction=config.spelling_correction, out_of_scope=config.out_of_scope)
+                spelling_correction=config.spelling_correction,
+                freeze_word_embeddings=config.freeze_word_embeddings,
+                out_of_scope=config.out_of_scope)
             data_args = DataArguments(path=Path("data"), data_format="rasa",
                                       validation_split=config.validation_split)
             try:

@@ -103,9 +103,6 @@ def test_return_in_chinese_is_not_answered_goodbye(served: dict) -> None:
     assert "only answer in English" in answer and "Goodbye" not in answer
 
 
-@pytest.mark.xfail(strict=True, reason="the FAQ retriever answers it (benchmarks/faq_retrieval.py), "
-                   "but sentiment v2 reads this wording as strongly negative (intensity 0.77 "
-                   ">= 0.6667), so the escalation policy hands over first (coverage)")
 def test_personal_policy_question_is_answered_from_the_faq(served: dict) -> None:
     [answer] = chat(served, "faq-situation-test",
                     "if I don't like it can I get my money back after a month?")

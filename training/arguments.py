@@ -127,6 +127,11 @@ class TrainArguments:
             typos (``training.augment``), afresh each epoch; 0 turns it off.
         spelling_correction: Correct unknown words towards the training words
             before the encoder, in training and serving (``training.spelling``).
+        freeze_word_embeddings: Keep the encoder's word-embedding matrix as
+            pretrained. With a large vocabulary (multilingual-e5's 250,002 pieces
+            are 96M of its 118M weights) AdamW otherwise updates every row at
+            every step; frozen, words the training data lacks also keep their
+            pretrained vectors.
         calibrate: Fit a logit temperature on the validation data.
         out_of_scope: Out-of-scope detector fitted for intent models (one of
             ``training.ood.METHODS``), or ``none``; needs validation data.
@@ -159,6 +164,7 @@ class TrainArguments:
     num_threads: int | None = None
     typo_augmentation: float = 0.0
     spelling_correction: bool = True
+    freeze_word_embeddings: bool = False
     calibrate: bool = True
     out_of_scope: str = DEFAULT_METHOD
     out_of_scope_known_recall: float = DEFAULT_KNOWN_RECALL
@@ -196,6 +202,8 @@ class TrainArguments:
                "use a probability in [0, 1], such as 0.3")
         _check(isinstance(self.spelling_correction, bool), "spelling_correction",
                self.spelling_correction, "use True or False")
+        _check(isinstance(self.freeze_word_embeddings, bool), "freeze_word_embeddings",
+               self.freeze_word_embeddings, "use True or False")
         _check(self.out_of_scope in (*METHODS, "none"), "out_of_scope", self.out_of_scope,
                f"use one of {', '.join(METHODS)} or none")
         _check(0.5 <= self.out_of_scope_known_recall < 1, "out_of_scope_known_recall",

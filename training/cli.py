@@ -144,6 +144,9 @@ def _add_train_options(parser: argparse.ArgumentParser, defaults: TrainArguments
                        action="store_false",
                        help="do not correct unknown words towards the training words before "
                             "the encoder (training.spelling)")
+    group.add_argument("--freeze-word-embeddings", action="store_true",
+                       help="keep the encoder's word-embedding matrix as pretrained (large "
+                            "vocabularies such as multilingual-e5's train much faster)")
     group.add_argument("--seed", type=int, default=defaults.seed,
                        help="seed of the split, the head and the data order (default: %(default)s)")
     group = parser.add_argument_group("calibration and out-of-scope detection")
@@ -249,6 +252,7 @@ def run_training(args: argparse.Namespace) -> dict:
         seed=args.seed, device=args.device, bf16=args.bf16,
         num_threads=args.num_threads, typo_augmentation=args.typo_augmentation,
         spelling_correction=args.spelling_correction,
+        freeze_word_embeddings=args.freeze_word_embeddings,
         calibrate=args.calibrate, out_of_scope=args.out_of_scope,
         out_of_scope_known_recall=args.out_of_scope_known_recall,
         half_precision=args.half_precision,

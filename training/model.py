@@ -85,6 +85,16 @@ class EncoderClassifier(nn.Module):
         """The encoder's config (Hugging Face's Trainer reads a few fields of it)."""
         return self.encoder.config
 
+    def freeze_word_embeddings(self) -> int:
+        """Excludes the encoder's word-embedding matrix from training.
+
+        Returns:
+            How many weights were frozen.
+        """
+        weight = self.encoder.get_input_embeddings().weight
+        weight.requires_grad_(False)
+        return weight.numel()
+
     def set_class_weights(self, weights: torch.Tensor | None) -> None:
         """Weights of the cross-entropy per label, or ``None`` for plain loss."""
         self.loss_weights = None if weights is None else weights.float()

@@ -229,6 +229,8 @@ def build_model(base_model: str | Path, data: TrainingData, train: LabelledTexts
         base_model, len(data.labels), pooling=args.pooling, dropout=args.dropout,
         intensity=bool(data.intensities),
     )
+    if args.freeze_word_embeddings:
+        logger.info("word embeddings frozen: %d weights", model.freeze_word_embeddings())
     if args.class_weights:
         model.set_class_weights(class_weights(train, list(data.labels)))
     model.label_smoothing = args.label_smoothing

@@ -16,7 +16,7 @@ import pytest
 from rasa.core.lock_store import LockStore, RedisLockStore
 from rasa.utils.endpoints import EndpointConfig
 
-from bot.lock_store import AtomicRedisLockStore
+from bot.lock_store import EXPIRED_WHILE_HELD, AtomicRedisLockStore
 from tests.served import free_port
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None,
@@ -174,3 +174,12 @@ async def test_a_turn_longer_than_the_lifetime_keeps_its_lock(redis_port: int) -
         assert not served.is_set()
     await asyncio.wait_for(waiting, timeout=5)
     assert served.is_set() and second.get_lock("gina") is None
+
+
+async def test_a_ticket_lost_while_held_is_logged(redis_port: int,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    store = instances(AtomicRedisLockStore, redis_port, 1)[0]
+    async with store.lock("hana", 0.4, 0.05):
+        store.delete_lock("hana")  # as if the event loop had stalled past the lifetime
+        await asyncio.sleep(0.3)
+    assert EXPIRED_WHILE_HELD in caplog.text and "'hana'" in caplog.text

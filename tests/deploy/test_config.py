@@ -271,7 +271,7 @@ def test_the_servers_get_their_secrets_by_environment_only_what_they_need() -> N
     config = StackConfig()
     rasa, actions = server_env(config, PORTS, SECRETS), actions_env(config, PORTS, SECRETS)
     assert rasa[POSTGRES_PASSWORD] == SECRETS[POSTGRES_PASSWORD]
-    assert rasa["TICKET_LOCK_LIFETIME"] == "60"
+    assert rasa["TICKET_LOCK_LIFETIME"] == "20"
     assert REDIS_PASSWORD not in actions and WEBCHAT_SECRET not in actions
     assert actions["SHOP_DATABASE_URL"].startswith("postgresql+asyncpg://assistant:")
     assert actions["RASA_URL"] == f"http://127.0.0.1:{PORTS.balancer}"

@@ -245,7 +245,9 @@ def test_fallback_threshold_values(value, parsed) -> None:
      ("out_of_scope", "KNN", "use one of msp, energy, mahalanobis, knn or none"),
      ("out_of_scope", None, "use one of"),
      ("unknown_intent", 3, "name an intent of the domain, or nlu_fallback"),
-     ("unknown_intent", None, "name an intent of the domain")],
+     ("unknown_intent", None, "name an intent of the domain"),
+     ("freeze_word_embeddings", "yes", "use true or false"),
+     ("spelling_correction", 1, "use true or false")],
 )
 def test_unknown_input_options_refuse_bad_values(key, value, message, model_storage,
                                                  execution_context) -> None:

@@ -28,6 +28,7 @@ from training.exceptions import ArgumentsError
         ("num_threads", 0, "use 1 or more"),
         ("label_smoothing", 1.0, r"fraction in \[0, 1\)"),
         ("label_smoothing", -0.1, r"fraction in \[0, 1\)"),
+        ("freeze_word_embeddings", "yes", "use True or False"),
     ],
 )
 def test_train_arguments_name_field_value_and_fix(field: str, value: object, fix: str) -> None:

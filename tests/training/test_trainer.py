@@ -125,3 +125,25 @@ def test_what_a_run_produced_is_there_only_after_it(tmp_path: Path) -> None:
         trainer.predictor()
     with pytest.raises(RuntimeError, match=r"run\(\) has not finished"):
         _ = trainer.labels
+
+
+def test_frozen_word_embeddings_stay_as_pretrained(train_tiny, tiny_checkpoint: Path) -> None:
+    from transformers import AutoModel
+
+    pretrained = AutoModel.from_pretrained(str(tiny_checkpoint))
+    result = train_tiny(freeze_word_embeddings=True, epochs=2)
+    trained = Predictor.load(result.output_dir, device="cpu").model.encoder
+
+    assert torch.equal(trained.get_input_embeddings().weight.float(),
+                       pretrained.get_input_embeddings().weight.float())
+    assert not torch.equal(trained.encoder.layer[0].attention.self.query.weight.float(),
+                           pretrained.encoder.layer[0].attention.self.query.weight.float())
+
+
+def test_word_embeddings_train_unless_frozen(train_tiny, tiny_checkpoint: Path) -> None:
+    from transformers import AutoModel
+
+    pretrained = AutoModel.from_pretrained(str(tiny_checkpoint))
+    trained = Predictor.load(train_tiny(epochs=2).output_dir, device="cpu").model.encoder
+    assert not torch.equal(trained.get_input_embeddings().weight.float(),
+                           pretrained.get_input_embeddings().weight.float())

@@ -30,7 +30,7 @@ from cs_core.errors import InvalidRule
 # The single-turn escalation threshold on the shipped sentiment model's calibrated
 # intensity: the best F1 of "escalate" against "strongly negative" on its held-out
 # validation messages (benchmarks/results/sentiment_v2.json, "escalation").
-STRONG_INTENSITY = 0.7917
+STRONG_INTENSITY = 0.7255
 
 REQUESTED = "requested"
 STRONGLY_NEGATIVE = "strongly_negative"

@@ -17,19 +17,12 @@ from tests.test_assistant import chat, parse, query
 
 pytestmark = pytest.mark.slow
 
-# Still misread by the shipped sentiment model v2: a factual complaint with "!!"
-# comes out positive, and a request that mentions a failure comes out negative
-# (data coverage; the open part of the understanding issue). strict: when a
-# retrained model reads them right, these marks must go.
-KNOWN_MISREAD = pytest.mark.xfail(strict=True, reason="sentiment v2 misreads it (coverage)")
-
 # (message, expected sentiment label)
 SENTIMENT = [
     ("your checkout charged me twice for the same order!!", "negative"),
     ("the product arrived broken and the box was soaked", "negative"),
     ("thanks for nothing, the replacement is broken too", "negative"),
-    pytest.param("I forgot my password and the reset email never comes", "neutral",
-                 marks=KNOWN_MISREAD),
+    ("I forgot my password and the reset email never comes", "neutral"),
     ("that's all, bye", "neutral"),
     ("yep that's the one", "neutral"),
 ]

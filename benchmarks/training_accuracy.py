@@ -5,6 +5,8 @@ One command per figure in the README::
     .venv/bin/python benchmarks/training_accuracy.py banking77
     .venv/bin/python benchmarks/training_accuracy.py sst2
     .venv/bin/python benchmarks/training_accuracy.py airline
+    .venv/bin/python benchmarks/training_accuracy.py banking77 --name e5_frozen \
+        --base-model assets/encoders/multilingual-e5-small --freeze-word-embeddings
 
 Twitter airline sentiment has no official split: ``airline`` deduplicates
 ``Tweets.csv`` and splits it 80/20, stratified, with seed 42 (``AIRLINE_SPLIT``);
@@ -132,6 +134,8 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, help="override the batch size (32)")
     parser.add_argument("--label-smoothing", type=float, help="override label smoothing (0)")
     parser.add_argument("--threads", type=int, help="CPU threads for torch (default: all)")
+    parser.add_argument("--freeze-word-embeddings", action="store_true",
+                        help="keep the encoder's word embeddings as pretrained (TrainArguments)")
     parser.add_argument("--train-subset", type=int, metavar="N",
                         help="train on N training rows drawn with seed 42 (a CPU budget for "
                              "large encoders); their SHA-256 is recorded")
@@ -161,6 +165,7 @@ def main() -> int:
     train_args = TrainArguments(task=recipe["task"], output_dir=output, overwrite=True,
                                 base_model=options.base_model, device=options.device,
                                 num_threads=options.threads,
+                                freeze_word_embeddings=options.freeze_word_embeddings,
                                 **(recipe["train_args"] | overrides))
     trainer = ClassifierTrainer(data_args, train_args)
     started = time.perf_counter()

@@ -7,7 +7,8 @@ One command (trains what is missing first)::
 Serves the Shopwise assistant trained with ``config.yml`` (TransformerIntentClassifier
 plus SentimentAnalyzer) and with ``benchmarks/config_diet.yml`` (Rasa's default DIET
 pipeline), side by side on loopback; ``--model NAME=PATH`` serves other models (for
-example the BANKING77 ones of ``nlu_banking77.py``). One client sends the first 1,000 BANKING77 test messages, each
+example the BANKING77 ones of ``nlu_banking77.py``). One client sends the first 1,000 BANKING77
+test messages (``--texts``: another CSV's, such as the Chinese held-out set), each
 to both servers in alternating order, so that background noise hits both alike.
 Records p50/p95/p99 per server, their ratio and each server's resident memory in
 ``benchmarks/results/latency_parse.json``, and the latency distributions in
@@ -48,9 +49,10 @@ from cs_core.api_auth import bearer_headers  # noqa: E402
 
 
 def read_texts(path: Path, count: int) -> list[str]:
+    """The first ``count`` texts of a CSV's ``text`` column, repeated when it has fewer."""
     with path.open(newline="", encoding="utf-8") as handle:
         texts = [row["text"] for row in csv.DictReader(handle)]
-    return texts[:count]
+    return (texts * (count // len(texts) + 1))[:count]
 
 
 class Client:
@@ -103,6 +105,9 @@ def main() -> int:
                         help="a model to serve (repeatable; default: the assistant with "
                              "ours and with diet)")
     parser.add_argument("--messages", type=int, default=1000)
+    parser.add_argument("--texts", type=Path,
+                        help="a CSV with a text column to send instead of BANKING77's test set "
+                             "(benchmarks/data/intent_zh_test.csv: Chinese customers)")
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--datasets", type=Path, default=ROOT.parent / "shared" / "datasets")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
@@ -115,8 +120,8 @@ def main() -> int:
     for name, path in served.items():
         if not Path(path).is_file():
             parser.error(f"{name}: no model at {path}")
-    texts = read_texts(options.datasets / "banking77" / "test.csv",
-                       options.messages + options.warmup)
+    source = options.texts or options.datasets / "banking77" / "test.csv"
+    texts = read_texts(source, options.messages + options.warmup)
 
     options.results.mkdir(parents=True, exist_ok=True)
     logs = options.results.parent / "logs"
@@ -156,6 +161,7 @@ def main() -> int:
     result = {
         "benchmark": "/model/parse latency, rasa run --enable-api, one keep-alive client",
         "messages": options.messages,
+        "texts": source.name,
         "warmup": options.warmup,
         "servers": stats,
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),

@@ -11,13 +11,23 @@ RASA_PORT="${RASA_PORT:-5005}"
 ACTIONS_PORT=5055  # endpoints.yml names this port
 CONSOLE_PORT="${CONSOLE_PORT:-5006}"  # the agent console (python -m console)
 SENTIMENT_MODEL=assets/sentiment  # shipped; retrain with `make sentiment-model`
+SENTIMENT_ZH_MODEL=assets/sentiment_zh  # shipped; `make sentiment-zh-model`
 JWT_SECRET_FILE=.secrets/rasa_jwt_secret  # git-ignored
 
 step() { printf '\n==> %s\n' "$*"; }
 
-if [ ! -f "$SENTIMENT_MODEL/classifier.json" ]; then
-  echo "error: the shipped sentiment model $SENTIMENT_MODEL is missing;" \
-    "restore it with git, or retrain it with 'make sentiment-model'" >&2
+for model in "$SENTIMENT_MODEL" "$SENTIMENT_ZH_MODEL"; do
+  if [ ! -f "$model/classifier.json" ]; then
+    echo "error: the shipped sentiment model $model is missing;" \
+      "restore it with git, or retrain it (make sentiment-model, make sentiment-zh-model)" >&2
+    exit 1
+  fi
+done
+
+ENCODER=assets/encoders/multilingual-e5-small  # config.yml's intent encoder
+if [ ! -f "$ENCODER/model.safetensors" ]; then
+  echo "error: the multilingual encoder $ENCODER is missing; build it with" \
+    "'make multilingual-encoder' (make run does), or train config.en.yml" >&2
   exit 1
 fi
 

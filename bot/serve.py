@@ -65,7 +65,9 @@ def rasa_arguments(argv: Sequence[str], environ: Mapping[str, str]) -> list[str]
         raise UnsafeAuthentication(
             f"bot.serve: --enable-api without {SECRET_VARIABLE} would let anyone read and "
             f"write every conversation; set it (make run keeps one in .secrets/)")
-    return arguments + ["--jwt-secret", secret, "--jwt-method", ALGORITHM]
+    # One token: a secret may start with "-" (token_urlsafe does, 1 time in 32), which
+    # argparse would take for an option and refuse the start.
+    return arguments + [f"--jwt-secret={secret}", "--jwt-method", ALGORITHM]
 
 
 def main(argv: Sequence[str] | None = None) -> None:

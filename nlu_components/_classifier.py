@@ -144,6 +144,8 @@ class ServedClassifier(GraphComponent):
         """
         source, info = _shared.checked_artifact(self.NAME, self.config.model_path, self.TASK)
         _shared.copy_artifact(source, directory)
+        if info.shared_weights:
+            _shared.include_shared_weights(self.NAME, self.config.model_path, directory, source)
         return info
 
     def prepare_serving(self, directory: Path) -> None:

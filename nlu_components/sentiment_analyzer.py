@@ -13,9 +13,11 @@ ecstatic), calibrated on held-out messages: like Dialogflow's score and
 magnitude. Models trained without intensity targets report none.
 
 A message that ``LanguageIdentifier`` puts in a language the model was not
-trained on (option ``languages``, default ``[en]``) carries no sentiment: the
-shipped model reads Chinese complaints as positive, and no sentiment (which the
-escalation policy and the tickets already handle) beats a confidently wrong one.
+trained on (option ``languages``, default ``[en]``) is not read by it: the English
+model reads Chinese complaints as positive, and no sentiment (which the escalation
+policy and the tickets already handle) beats a confidently wrong one. A pipeline may
+hold one analyzer per language (config.yml: the English model, and a multilingual
+one for Chinese), each reading only its own messages.
 
 The artifact comes from ``python -m training sentiment``; ``rasa train``
 checks it and stores a copy in the Rasa model, so the model is self-contained.
@@ -70,6 +72,13 @@ class SentimentConfig(ServingConfig):
         object.__setattr__(self, "languages", tuple(code.lower() for code in self.languages))
 
 
+def reads(config: SentimentConfig, message: Message) -> bool:
+    """Whether the model reads ``message``: its language (from ``LanguageIdentifier``)
+    is one of ``languages``, or no language was identified."""
+    language = (message.get(LANGUAGE) or {}).get("code")
+    return not language or language in config.languages
+
+
 def to_sentiment(prediction: Any) -> dict[str, Any]:
     """The ``sentiment`` value (plain floats and strings) of a ``Prediction``."""
     scores = dict(prediction.ranking)
@@ -115,9 +124,11 @@ class SentimentAnalyzer(ServedClassifier):
                 self._failed = True
             return None
 
+    def process(self, messages: list[Message]) -> list[Message]:
+        """Annotates the messages in this model's languages (one batched prediction)."""
+        super().process([message for message in messages if reads(self.config, message)])
+        return messages
+
     def annotate(self, message: Message, text: str, prediction: Any) -> None:
-        """Sets ``sentiment``, unless the message is in a language the model cannot read."""
-        language = (message.get(LANGUAGE) or {}).get("code")
-        if language and language not in self.config.languages:
-            return
+        """Sets ``sentiment`` on a message the model reads."""
         message.set(SENTIMENT, to_sentiment(prediction), add_to_output=True)

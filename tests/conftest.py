@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import string
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -156,34 +155,8 @@ def served(assistant_model: Path, tmp_path_factory: pytest.TempPathFactory):
     yield from serve_assistant(assistant_model, tmp_path_factory)
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked ``bilingual`` train the bilingual assistant (about 25 minutes on 2
-    cores, beyond the suite's budget): ``make test-bilingual`` runs them
-    (``RUN_BILINGUAL=1``); every other run deselects them, and says so."""
-    if os.environ.get("RUN_BILINGUAL") == "1":
-        return
-    kept = [item for item in items if item.get_closest_marker("bilingual") is None]
-    deselected = [item for item in items if item.get_closest_marker("bilingual") is not None]
-    if deselected:
-        config.hook.pytest_deselected(items=deselected)
-        items[:] = kept
-
-
 @pytest.fixture(scope="session")
-def bilingual_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The README's bilingual assistant, trained once per session: ``rasa train --config
-    config.bilingual.yml --data data data_zh`` (about 25 minutes on 2 cores), or the
-    archive that ``$BILINGUAL_MODEL`` names."""
-    from tests.served import BIN, SENTIMENT_MODEL, run, tail
-
-    if os.environ.get("BILINGUAL_MODEL"):
-        return Path(os.environ["BILINGUAL_MODEL"])
-    encoder = Path(__file__).resolve().parents[1] / "assets" / "encoders" / "multilingual-e5-small"
-    assert (encoder / "model.safetensors").is_file(), "run `make multilingual-encoder` first"
-    assert (SENTIMENT_MODEL / "classifier.json").is_file(), "the shipped sentiment model is missing"
-    out = tmp_path_factory.mktemp("rasa-bilingual-model")
-    trained = run(str(BIN / "rasa"), "train", "--config", "config.bilingual.yml",
-                  "--data", "data", "data_zh", "--fixed-model-name", "assistant-bilingual",
-                  "--out", str(out), timeout=3 * 3600)
-    assert trained.returncode == 0, tail(trained)
-    return out / "assistant-bilingual.tar.gz"
+def bilingual_model(assistant_model: Path) -> Path:
+    """The served assistant, which is bilingual (config.yml): the Chinese tests' name for
+    ``assistant_model``."""
+    return assistant_model

@@ -27,6 +27,7 @@ from cs_core.api_auth import bearer_headers
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SENTIMENT_MODEL = ROOT / "assets" / "sentiment"  # shipped (benchmarks/sentiment_v2.py)
+SENTIMENT_ZH_MODEL = ROOT / "assets" / "sentiment_zh"  # shipped (benchmarks/sentiment_zh.py)
 # The shop's secret for signed customer tokens (bot/identity.py) in the served tests.
 IDENTITY_SECRET = "served-tests-identity-secret-0123456789abcdef"
 ENV = os.environ | {"RASA_TELEMETRY_ENABLED": "false", "HF_HUB_OFFLINE": "1",
@@ -45,7 +46,8 @@ def tail(process: subprocess.CompletedProcess, lines: int = 40) -> str:
 
 def train_assistant(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`make run`'s training step: `rasa train` (the sentiment model is shipped)."""
-    assert (SENTIMENT_MODEL / "classifier.json").is_file(), "the shipped sentiment model is missing"
+    for model in (SENTIMENT_MODEL, SENTIMENT_ZH_MODEL):
+        assert (model / "classifier.json").is_file(), f"the shipped sentiment model {model} is missing"
     out = tmp_path_factory.mktemp("rasa-model")
     trained = run(str(BIN / "rasa"), "train", "--fixed-model-name", "assistant", "--out",
                   str(out))

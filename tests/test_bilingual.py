@@ -1,16 +1,15 @@
-"""The bilingual assistant end to end over REST: Chinese customers served in Chinese.
+"""The bilingual assistant end to end over REST and in the web chat: Chinese customers
+served in Chinese, English ones as before.
 
-Runs with ``make test-bilingual`` only (marker ``bilingual``): the bilingual model
-(``config.bilingual.yml``) takes about 25 minutes to train on 2 cores, beyond the
-suite's budget; ``BILINGUAL_MODEL=<archive>`` serves one trained before. The servers
-are this module's own, on 127.0.0.1, with the project's credentials.yml.
+The default assistant (config.yml) is bilingual: these tests talk to the session's
+served one (tests/conftest.py). Marker ``bilingual``: ``make test-chinese`` runs the
+Chinese end-to-end tests alone.
 """
 
 from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,16 +22,7 @@ from tests.bot.test_webchat_browser import (  # noqa: F401 - browser is a fixtur
     bot_answer,
     browser,
 )
-from tests.served import (
-    api_secret,
-    endpoints_file,
-    free_port,
-    post,
-    start_action_server,
-    start_rasa,
-    stop,
-    wait_until_up,
-)
+from tests.served import post
 
 pytestmark = [pytest.mark.slow, pytest.mark.bilingual]
 
@@ -41,24 +31,9 @@ REFERENCE = re.compile(r"T-[0-9A-F]{8}")
 
 
 @pytest.fixture(scope="module")
-def bilingual(bilingual_model: Path, tmp_path_factory: pytest.TempPathFactory
-              ) -> Iterator[dict]:
-    work = tmp_path_factory.mktemp("bilingual-served")
-    rasa_port, actions_port = free_port(), free_port()
-    jwt_secret = api_secret()
-    actions_url = f"http://127.0.0.1:{actions_port}/webhook"
-    endpoints = endpoints_file(work / "endpoints.yml", actions_url, work / "tracker.db")
-    processes = [
-        start_action_server(actions_port, work / "shop.db", rasa_port, jwt_secret,
-                            work / "actions.log"),
-        start_rasa(bilingual_model, rasa_port, endpoints, jwt_secret, work / "rasa.log"),
-    ]
-    try:
-        wait_until_up(f"http://127.0.0.1:{actions_port}/health", processes)
-        wait_until_up(f"http://127.0.0.1:{rasa_port}/", processes)
-        yield {"url": f"http://127.0.0.1:{rasa_port}", "shop": work / "shop.db"}
-    finally:
-        stop(*processes)
+def bilingual(served: dict) -> dict:
+    """The session's served assistant: the default config is bilingual."""
+    return served
 
 
 def say(served: dict, sender: str, message: str) -> str:
@@ -79,8 +54,15 @@ def test_a_chinese_order_status_conversation(bilingual: dict) -> None:
     assert chinese(answered) and "48213" in answered, answered
 
 
+def returns_of(served: dict, order_id: str) -> int:
+    with sqlite3.connect(served["shop"]) as shop:
+        return shop.execute("SELECT COUNT(*) FROM returns WHERE order_id = ?",
+                            (order_id,)).fetchone()[0]
+
+
 def test_a_chinese_return_conversation(bilingual: dict) -> None:
     sender = "zh-return"
+    before = returns_of(bilingual, "55120")  # the session's shop is shared
     turns = [say(bilingual, sender, "我要退货")]
     turns.append(say(bilingual, sender, "订单号是55120"))
     if "邮箱" in turns[-1]:
@@ -88,9 +70,7 @@ def test_a_chinese_return_conversation(bilingual: dict) -> None:
 
     assert all(chinese(turn) for turn in turns), turns
     assert "Goodbye" not in turns[0]
-    with sqlite3.connect(bilingual["shop"]) as shop:
-        returns = shop.execute("SELECT COUNT(*) FROM returns WHERE order_id = '55120'").fetchone()
-    assert returns == (1,), turns
+    assert returns_of(bilingual, "55120") == before + 1, turns
 
 
 def test_a_chinese_complaint_is_handed_over_in_chinese(bilingual: dict) -> None:

@@ -1,4 +1,4 @@
-"""config.bilingual.yml is config.yml with two documented changes, and nothing else.
+"""config.en.yml is config.yml with Chinese and its encoder's recipe taken out, and nothing else.
 
 Two configs would otherwise drift apart: every threshold keeps one home (config.yml).
 """
@@ -18,18 +18,35 @@ def component(config: dict, name: str) -> dict:
     return found
 
 
-def test_the_bilingual_config_differs_only_in_language_and_encoder() -> None:
-    english = yaml.safe_load((ROOT / "config.yml").read_text(encoding="utf-8"))
-    bilingual = yaml.safe_load((ROOT / "config.bilingual.yml").read_text(encoding="utf-8"))
+def load(name: str) -> dict:
+    return yaml.safe_load((ROOT / name).read_text(encoding="utf-8"))
 
-    expected = copy.deepcopy(english)
-    component(expected, "LanguageIdentifier")["languages"] = ["en", "zh"]
-    component(expected, "TransformerIntentClassifier")["base_model"] = (
+
+def sentiment_analyzers(config: dict) -> list[dict]:
+    return [entry for entry in config["pipeline"] if entry["name"].endswith("SentimentAnalyzer")]
+
+
+def test_the_english_config_differs_only_in_language_and_encoder() -> None:
+    expected = copy.deepcopy(load("config.yml"))
+    component(expected, "LanguageIdentifier")["languages"] = ["en"]
+    intent = component(expected, "TransformerIntentClassifier")
+    del intent["base_model"], intent["freeze_word_embeddings"], intent["batch_size"]
+    expected["pipeline"] = [entry for entry in expected["pipeline"]
+                            if entry.get("languages") != ["zh"]]  # the Chinese sentiment
+
+    assert load("config.en.yml") == expected
+
+
+def test_each_language_has_one_sentiment_model() -> None:
+    served = [analyzer["languages"] for analyzer in sentiment_analyzers(load("config.yml"))]
+
+    assert served == [["en"], ["zh"]]
+    assert [a["languages"] for a in sentiment_analyzers(load("config.en.yml"))] == [["en"]]
+
+
+def test_the_default_config_serves_chinese_on_the_multilingual_encoder() -> None:
+    config = load("config.yml")
+
+    assert component(config, "LanguageIdentifier")["languages"] == ["en", "zh"]
+    assert component(config, "TransformerIntentClassifier")["base_model"] == (
         "assets/encoders/multilingual-e5-small")
-    assert bilingual == expected
-
-
-def test_sentiment_stays_english_in_both() -> None:
-    for name in ("config.yml", "config.bilingual.yml"):
-        config = yaml.safe_load((ROOT / name).read_text(encoding="utf-8"))
-        assert component(config, "SentimentAnalyzer")["languages"] == ["en"], name

@@ -4,8 +4,8 @@ The sentiment test set, the intensity set, the assistant's NLU test set and the
 unknown-input set were written before training (benchmarks/data/) and are never
 tuned on: their hashes are fixed here. None of their messages of three words or
 more, and none of the messages of the understanding issue, may appear in the
-training data of the same task: every NLU file in data/ (English) and data_zh/
-(Chinese, trained by config.bilingual.yml).
+training data of the same task: every NLU file in data/ (English nlu.yml and
+Chinese nlu_zh.yml).
 Shorter ones ("bye", "yes please") are the language's fixed phrases, which
 independent writers share and an assistant must be trained on; the benchmarks
 report their figures with and without them. Chinese is written without spaces, so
@@ -41,11 +41,13 @@ FROZEN = {
         "a57847a1b37ff3e409a0d94c0421b72d4a6e1834177b2439c43b49972b009072",
     "benchmarks/data/unknown_input_test.csv":
         "b16bae93bce111725d9c7fc3f3453a6d367ea38c34d088028064a6bc36ec1df0",
+    "benchmarks/data/sentiment_zh_test.csv":
+        "7165065011c21f2b77ee19ba58f6d11a037c60b37f2f156dda6988f931c374b1",
 }
 
 
 FROZEN_NLU = "benchmarks/data/assistant_nlu_test.yml"
-NLU_FOLDERS = ("data", "data_zh")
+NLU_FOLDERS = ("data",)
 SHIPPED_SENTIMENT_OVERLAP = {
     "can i pay with paypal?", "do you ship internationally?", "five stars from me.",
     "is there a phone number i can call?", "let me check", "my email is jane.doe@example.com",
@@ -89,7 +91,7 @@ def csv_texts(path: Path) -> set[str]:
 
 @pytest.fixture(scope="module")
 def intent_texts() -> set[str]:
-    """Every NLU example in data/ and data_zh/ (load_rasa_nlu skips stories, rules, other
+    """Every NLU example in data/, both languages (load_rasa_nlu skips stories, rules, other
     files)."""
     return {key(text) for folder in NLU_FOLDERS for text in load_rasa_nlu(ROOT / folder).texts}
 
@@ -112,7 +114,9 @@ def test_every_nlu_file_in_data_is_checked(intent_texts: set[str]) -> None:
 
 @pytest.fixture(scope="module")
 def sentiment_texts() -> set[str]:
-    return csv_texts(ROOT / "data" / "sentiment" / "customer_service.csv")
+    """Our sentiment training rows, both languages."""
+    return (csv_texts(ROOT / "data" / "sentiment" / "customer_service.csv")
+            | csv_texts(ROOT / "data" / "sentiment" / "customer_service_zh.csv"))
 
 
 @pytest.mark.parametrize(("path", "digest"), sorted(FROZEN.items()))
@@ -122,7 +126,8 @@ def test_evaluation_sets_are_frozen(path: str, digest: str) -> None:
 
 
 @pytest.mark.parametrize("path", ["benchmarks/data/sentiment_test.csv",
-                                  "benchmarks/data/sentiment_intensity.csv"])
+                                  "benchmarks/data/sentiment_intensity.csv",
+                                  "benchmarks/data/sentiment_zh_test.csv"])
 def test_no_sentiment_test_message_is_trained_on(sentiment_texts: set[str], path: str) -> None:
     overlap = long(csv_texts(ROOT / path) & sentiment_texts) - SHIPPED_SENTIMENT_OVERLAP
 

@@ -52,7 +52,8 @@ ONNX_DIR = "onnx"
 ONNX_FILE = "model.int8.onnx"
 ONNX_FP32_FILE = "model.onnx"
 ONNX_EXPORT_FILE = "export.json"
-FORMAT_VERSION = 1
+# 2: shared_weights (an artifact without its frozen word embeddings).
+FORMAT_VERSION = 2
 
 # How an artifact can be served: ``training.predict.Predictor.load`` and the
 # components' ``backend`` option accept these.
@@ -111,6 +112,11 @@ class ArtifactInfo:
         out_of_scope: The out-of-scope detector (``training.ood``), if fitted.
         spelling: The training word counts of the typo correction in front of the
             encoder (``training.spelling``); empty when it is off.
+        shared_weights: Encoder tensors the artifact does not store because they are
+            the base checkpoint's, unchanged (frozen word embeddings): name ->
+            ``from`` (the checkpoint directory, relative to the artifact) and
+            ``sha256`` (of the tensor's float32 bytes). Loading reads them from there
+            (``training.model.share_word_embeddings``).
         versions: Library versions that wrote the artifact.
         format_version: Version of this contract.
         created_at: UTC time of writing.
@@ -127,6 +133,7 @@ class ArtifactInfo:
     calibration: dict[str, Any] = field(default_factory=dict)
     out_of_scope: dict[str, Any] = field(default_factory=dict)
     spelling: dict[str, Any] = field(default_factory=dict)
+    shared_weights: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
     created_at: str = ""

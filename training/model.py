@@ -8,6 +8,7 @@ mean-pooled head is about six points more accurate.
 
 from __future__ import annotations
 
+import os
 import platform
 from pathlib import Path
 from typing import Any
@@ -237,7 +238,10 @@ def load_artifact(directory: str | Path, *, device: str | torch.device = "cpu",
     weights = weights_file(directory)
     try:
         # float32 whatever the stored precision (a shipped artifact is float16).
-        encoder = AutoModel.from_pretrained(directory).float()
+        if info.shared_weights:
+            encoder = _load_sharing_encoder(directory, info).float()
+        else:
+            encoder = AutoModel.from_pretrained(directory).float()
     except load_errors() as error:
         raise ArtifactError(f"'{directory}' cannot be loaded ({CONFIG_FILE} or {weights}): "
                             f"{first_line(error)}") from None
@@ -262,3 +266,142 @@ def load_artifact(directory: str | Path, *, device: str | torch.device = "cpu",
             raise ArtifactError(f"'{intensity_path}' cannot be loaded: {first_line(error)}"
                                 ) from None
     return model.to(device).eval(), tokenizer, info
+
+
+# The tensor that frozen word embeddings leave as the base checkpoint has it.
+WORD_EMBEDDINGS = "embeddings.word_embeddings.weight"
+
+
+def _tensor_sha256(tensor: torch.Tensor) -> str:
+    import hashlib
+
+    return hashlib.sha256(tensor.detach().float().cpu().contiguous().numpy().tobytes()
+                          ).hexdigest()
+
+
+def _weights_path(directory: Path) -> Path:
+    path = directory / "model.safetensors"
+    if not path.is_file():
+        raise ArtifactError(f"'{directory}' has no model.safetensors to share weights with")
+    return path
+
+
+def share_word_embeddings(directory: str | Path, base_model: str | Path) -> int:
+    """Drops an artifact's word embeddings, to be read from ``base_model`` when loaded.
+
+    A model trained with frozen word embeddings (``freeze_word_embeddings``) stores
+    the base checkpoint's matrix unchanged; for multilingual-e5-small that is 96M of
+    118M weights. A shipped artifact then only holds what training changed, and
+    records where the rest is and its SHA-256.
+
+    Args:
+        directory: The artifact (rewritten in place).
+        base_model: The checkpoint it was fine-tuned from.
+
+    Returns:
+        How many bytes the artifact's weights file shrank.
+
+    Raises:
+        ArtifactError: The artifact's word embeddings differ from the base's (they
+            were trained), or either has none.
+    """
+    from dataclasses import replace
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    directory, base = Path(directory), Path(base_model)
+    path = _weights_path(directory)
+    state = load_file(str(path))
+    with safe_open(str(_weights_path(base)), framework="pt") as handle:
+        if WORD_EMBEDDINGS not in handle.keys() or WORD_EMBEDDINGS not in state:
+            raise ArtifactError(f"'{directory}' or '{base}' has no {WORD_EMBEDDINGS}")
+        original = handle.get_tensor(WORD_EMBEDDINGS).float()
+    stored = state.pop(WORD_EMBEDDINGS).float()
+    # float16 rounding is all a frozen matrix may differ by.
+    if stored.shape != original.shape or not torch.allclose(stored, original, rtol=1e-3,
+                                                            atol=1e-4):
+        raise ArtifactError(f"the word embeddings of '{directory}' are not those of '{base}' "
+                            "(train with freeze_word_embeddings to share them)")
+    before = path.stat().st_size
+    save_file(state, str(path), metadata={"format": "pt"})
+    info = ArtifactInfo.read(directory)
+    source = Path(os.path.relpath(base.resolve(), directory.resolve())).as_posix()
+    shared = dict(info.shared_weights) | {
+        WORD_EMBEDDINGS: {"from": source, "sha256": _tensor_sha256(original)}}
+    replace(info, shared_weights=shared).write(directory)
+    return before - path.stat().st_size
+
+
+def _shared_tensors(directory: Path, info: ArtifactInfo) -> dict[str, torch.Tensor]:
+    """The tensors an artifact shares with its base checkpoint, checked against their hash
+    (``from`` is relative to ``directory``, where the artifact was written)."""
+    from safetensors import safe_open
+
+    tensors = {}
+    for name, source in info.shared_weights.items():
+        base = (directory / source["from"]).resolve()
+        try:
+            with safe_open(str(_weights_path(base)), framework="pt") as handle:
+                tensor = handle.get_tensor(name)
+        except (ArtifactError, OSError, *load_errors()):
+            raise ArtifactError(
+                f"'{directory}' reads {name} from '{base}', which is missing or unreadable; "
+                "build it (`make multilingual-encoder`)") from None
+        if _tensor_sha256(tensor) != source["sha256"]:
+            raise ArtifactError(f"{name} of '{base}' is not the one '{directory}' was trained "
+                                "with (its SHA-256 differs); rebuild it or retrain")
+        tensors[name] = tensor
+    return tensors
+
+
+def _load_sharing_encoder(directory: Path, info: ArtifactInfo) -> Any:
+    """The encoder of an artifact whose word embeddings are its base checkpoint's."""
+    from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    shared = _shared_tensors(directory, info)
+    unknown = set(shared) - {WORD_EMBEDDINGS}
+    if unknown:
+        raise ArtifactError(f"'{directory}' shares {sorted(unknown)}; this code only reads "
+                            f"{WORD_EMBEDDINGS} from a base checkpoint: upgrade the project")
+    # Hugging Face warns that the matrix is missing and initialises it; it is replaced.
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        encoder = AutoModel.from_pretrained(directory).float()  # float16 when shipped
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    embeddings = encoder.get_input_embeddings().weight
+    if embeddings.shape != shared[WORD_EMBEDDINGS].shape:
+        raise ArtifactError(f"{WORD_EMBEDDINGS} of its base does not fit '{directory}'")
+    with torch.no_grad():
+        embeddings.copy_(shared[WORD_EMBEDDINGS])
+    return encoder
+
+
+def include_shared_weights(copy: str | Path, source: str | Path) -> None:
+    """Writes the shared tensors into a copy of an artifact, which then stands alone.
+
+    Rasa stores a copy of the artifact in its model archive; that copy must not
+    depend on files outside the archive.
+
+    Args:
+        copy: The copied artifact (rewritten in place).
+        source: The artifact it was copied from (shared paths are relative to it).
+    """
+    from dataclasses import replace
+
+    from safetensors.torch import load_file, save_file
+
+    directory = Path(copy)
+    info = ArtifactInfo.read(directory)
+    if not info.shared_weights:
+        return
+    path = _weights_path(directory)
+    state = load_file(str(path))
+    dtype = next(iter(state.values())).dtype
+    state |= {name: tensor.to(dtype) for name, tensor
+              in _shared_tensors(Path(source), info).items()}
+    save_file(state, str(path), metadata={"format": "pt"})
+    replace(info, shared_weights={}).write(directory)

@@ -50,9 +50,19 @@ SECRET = "s" * 40
 
 def test_the_jwt_secret_comes_from_the_environment() -> None:
     assert rasa_arguments(["--enable-api", "--port", "5"], {"RASA_JWT_SECRET": SECRET}) == [
-        "run", "--enable-api", "--port", "5", "--jwt-secret", SECRET, "--jwt-method", "HS256"]
+        "run", "--enable-api", "--port", "5", f"--jwt-secret={SECRET}", "--jwt-method", "HS256"]
     assert rasa_arguments(["--port", "5"], {"RASA_JWT_SECRET": SECRET}) == ["run", "--port", "5"]
     assert rasa_arguments(["--port", "5"], {}) == ["run", "--port", "5"]
+
+
+def test_a_secret_that_starts_with_a_dash_reaches_rasa_whole() -> None:
+    from rasa.__main__ import create_argument_parser
+
+    secret = "-" + "x" * 42  # token_urlsafe starts with "-" one time in 32
+    parsed = create_argument_parser().parse_args(
+        rasa_arguments(["--enable-api"], {"RASA_JWT_SECRET": secret}))
+
+    assert parsed.jwt_secret == secret
 
 
 @pytest.mark.parametrize("argv", [["--auth-token", "t0k"], ["--enable-api", "--auth-token=t0k"],

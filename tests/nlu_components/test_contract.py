@@ -172,6 +172,16 @@ def test_serving_backend(case: ComponentCase, build, backend: str, expected: str
     assert added  # the ONNX path sets the same keys as the torch one
 
 
+@pytest.mark.parametrize("backend", ["auto", "onnx"])
+def test_only_the_auto_backend_stores_the_pytorch_weights(case: ComponentCase, build,
+                                                           model_storage, backend: str) -> None:
+    build(case, resource_name=f"weights-{backend}", backend=backend)
+    stored = Path(model_storage._storage_path) / f"weights-{backend}"
+
+    assert (stored / "onnx" / "model.int8.onnx").is_file()
+    assert (stored / "model.safetensors").is_file() == (backend == "auto")
+
+
 def test_onnx_and_torch_agree_on_labels(case: ComponentCase, build) -> None:
     texts = ["where is my order 1234", "refund please 55", "hello there 9", "i am angry 3",
              "great thanks 8"]

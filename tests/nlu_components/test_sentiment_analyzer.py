@@ -80,3 +80,20 @@ def test_bad_languages_name_the_key(languages) -> None:
 
     with pytest.raises(InvalidConfigException, match="SentimentAnalyzer: 'languages"):
         SentimentConfig(languages=languages)
+
+
+def test_an_analyzer_predicts_only_the_messages_of_its_languages(build) -> None:
+    component = build(SENTIMENT_CASE)
+    seen: list[list[str]] = []
+    predict = component._predictor.predict  # noqa: SLF001
+
+    def recording(texts, **kwargs):
+        seen.append(list(texts))
+        return predict(texts, **kwargs)
+
+    component._predictor.predict = recording  # noqa: SLF001
+    component.process([Message(data={"text": "包裹到了但是坏了", "language": {"code": "zh"}}),
+                       Message(data={"text": "great thanks", "language": {"code": "en"}})])
+    component.process([Message(data={"text": "坏了", "language": {"code": "zh"}})])
+
+    assert seen == [["great thanks"]]  # no forward pass for a language it cannot read

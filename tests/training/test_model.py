@@ -160,3 +160,97 @@ def test_label_smoothing_changes_the_loss_as_cross_entropy_does(tiny_checkpoint,
     expected = torch.nn.functional.cross_entropy(output["logits"].float(), labels,
                                                  label_smoothing=smoothing)
     assert torch.allclose(output["loss"], expected)
+
+
+# Sharing frozen word embeddings with the base checkpoint (a shipped artifact that
+# does not repeat 96M weights it never changed).
+
+
+@pytest.fixture(scope="module")
+def frozen_artifact(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny sentiment artifact trained with frozen word embeddings (read-only)."""
+    from tests.conftest import SENTIMENT_TEMPLATES, TINY_TRAINING, synthetic_pairs
+    from training.arguments import DataArguments, TrainArguments
+    from training.trainer import ClassifierTrainer
+
+    root = tmp_path_factory.mktemp("frozen")
+    data = root / "train.csv"
+    data.write_text("text,label\n" + "".join(
+        f"{text},{label}\n" for text, label in synthetic_pairs(templates=SENTIMENT_TEMPLATES)))
+    ClassifierTrainer(DataArguments(path=data, validation_split=0.2), TrainArguments(
+        **TINY_TRAINING, output_dir=root / "artifact", base_model=str(tiny_checkpoint),
+        task="sentiment", freeze_word_embeddings=True)).run()
+    return root / "artifact"
+
+
+@pytest.fixture
+def shared_copy(frozen_artifact: Path, tiny_checkpoint: Path, tmp_path: Path
+                ) -> tuple[Path, Path]:
+    """A copy of ``frozen_artifact`` sharing its word embeddings with a copy of the base."""
+    base = Path(shutil.copytree(tiny_checkpoint, tmp_path / "encoders" / "base"))
+    shared = Path(shutil.copytree(frozen_artifact, tmp_path / "shared"))
+    model_module.share_word_embeddings(shared, base)
+    return shared, base
+
+
+TEXTS = ["this is terrible 1000", "great thanks 1007", "where is my order 1014"]
+
+
+def logits_of(directory: Path) -> torch.Tensor:
+    model, tokenizer, _ = model_module.load_artifact(directory)
+    with torch.no_grad():
+        batch = tokenizer(TEXTS, padding=True, return_tensors="pt")
+        return model(batch["input_ids"], batch["attention_mask"])["logits"]
+
+
+def test_a_shared_artifact_loads_to_the_same_model_without_the_matrix(
+        frozen_artifact: Path, shared_copy: tuple[Path, Path]) -> None:
+    from safetensors import safe_open
+
+    shared, base = shared_copy
+    with safe_open(str(shared / "model.safetensors"), framework="pt") as handle:
+        stored = set(handle.keys())
+    info = json.loads((shared / ARTIFACT_FILE).read_text())
+
+    assert model_module.WORD_EMBEDDINGS not in stored
+    assert info["shared_weights"][model_module.WORD_EMBEDDINGS]["from"] == "../encoders/base"
+    assert torch.allclose(logits_of(shared), logits_of(frozen_artifact), atol=1e-6)
+
+
+def test_trained_word_embeddings_are_not_shared(artifact_copy: Path,
+                                                tiny_checkpoint: Path) -> None:
+    # tiny_artifact was trained with its word embeddings (not frozen).
+    with pytest.raises(ArtifactError, match="are not those of"):
+        model_module.share_word_embeddings(artifact_copy, tiny_checkpoint)
+
+
+def test_a_missing_base_is_named_with_how_to_build_it(shared_copy: tuple[Path, Path]) -> None:
+    shared, base = shared_copy
+    shutil.rmtree(base)
+
+    with pytest.raises(ArtifactError, match="make multilingual-encoder"):
+        model_module.load_artifact(shared)
+
+
+def test_another_base_at_the_same_path_is_refused(shared_copy: tuple[Path, Path],
+                                                   tmp_path: Path) -> None:
+    from tests.conftest import save_tiny_bert
+
+    shared, base = shared_copy
+    shutil.rmtree(base)
+    save_tiny_bert(base, seed=1)
+
+    with pytest.raises(ArtifactError, match="SHA-256 differs"):
+        model_module.load_artifact(shared)
+
+
+def test_a_copy_with_the_shared_weights_included_stands_alone(
+        frozen_artifact: Path, shared_copy: tuple[Path, Path], tmp_path: Path) -> None:
+    shared, base = shared_copy
+    stored = Path(shutil.copytree(shared, tmp_path / "rasa-model" / "component"))
+
+    model_module.include_shared_weights(stored, shared)
+    shutil.rmtree(base)
+
+    assert json.loads((stored / ARTIFACT_FILE).read_text())["shared_weights"] == {}
+    assert torch.allclose(logits_of(stored), logits_of(frozen_artifact), atol=1e-6)

@@ -1,13 +1,8 @@
 """The DingTalk channel end to end: signed Chinese messages into the real served assistant.
 
-Chinese is opt-in (README, "English and Chinese"): the session's ``assistant_model``
-(config.yml) is English only and offers Chinese customers a human, in English. So this
-module trains the bilingual assistant itself, as the README does (``rasa train --config
-config.bilingual.yml --data data data_zh``; the multilingual encoder from ``make
-multilingual-encoder``): very slow, about 25 minutes on 2 busy cores. To rerun against
-a bilingual model trained that way, name its archive in ``BILINGUAL_MODEL`` (about a
-minute then; the ``bilingual_model`` fixture is in tests/conftest.py). The module starts
-its own pair of servers on 127.0.0.1: the action server and ``python -m bot.serve
+The session's ``assistant_model`` (config.yml) is bilingual (``bilingual_model`` in
+tests/conftest.py names it for the Chinese tests). The module starts its own pair of
+servers on 127.0.0.1: the action server and ``python -m bot.serve
 --enable-api`` with a credentials file that opens
 ``bot.dingtalk.DingTalkInput`` only, its AppSecret from ``${DINGTALK_APP_SECRET}``.
 DingTalk is played by the tests: they sign requests as DingTalk does (the unit tests'

@@ -5,9 +5,9 @@ The test process plays DingTalk (``DingTalkStandIn``: the open-connection API, t
 Stream WebSocket, the ``sessionWebhook``), starts the bridge with ``.venv-stream``, and
 serves the assistant (``python -m bot.serve`` and the action server, tests/served.py)
 with a credentials file that opens ``bot.dingtalk_stream.channel.DingTalkStreamInput``,
-its secret from ``${DINGTALK_STREAM_BRIDGE_SECRET}``. English runs against the session's
-``assistant_model`` (config.yml); Chinese against the bilingual model (marker
-``bilingual``, ``make test-bilingual``; ``BILINGUAL_MODEL=<archive>`` reuses one).
+its secret from ``${DINGTALK_STREAM_BRIDGE_SECRET}``. Both languages run against the
+session's ``assistant_model`` (config.yml, bilingual); the Chinese test has the marker
+``bilingual`` (``make test-chinese``).
 """
 
 from __future__ import annotations
@@ -54,15 +54,8 @@ def serve_with_stream_channel(model: Path, tmp_path_factory: pytest.TempPathFact
 @pytest.fixture(scope="module")
 def stream_served(assistant_model: Path, tmp_path_factory: pytest.TempPathFactory
                   ) -> Iterator[dict[str, Any]]:
-    """The English assistant (config.yml) behind the Stream channel."""
+    """The assistant (config.yml, English and Chinese) behind the Stream channel."""
     yield from serve_with_stream_channel(assistant_model, tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def stream_served_bilingual(bilingual_model: Path, tmp_path_factory: pytest.TempPathFactory
-                            ) -> Iterator[dict[str, Any]]:
-    """The bilingual assistant (config.bilingual.yml) behind the Stream channel."""
-    yield from serve_with_stream_channel(bilingual_model, tmp_path_factory)
 
 
 class Customer:
@@ -185,8 +178,8 @@ async def test_a_bridge_with_the_wrong_secret_reaches_nothing(
 
 @pytest.mark.bilingual
 async def test_a_chinese_order_status_conversation_completes(
-        stream_served_bilingual: dict[str, Any], customer: Callable[..., Any]) -> None:
-    wang = await customer(stream_served_bilingual, "staff-stream-zh")
+        stream_served: dict[str, Any], customer: Callable[..., Any]) -> None:
+    wang = await customer(stream_served, "staff-stream-zh")
 
     asked = "\n".join(await wang.says("我的订单48213到哪了？"))
     answered = "\n".join(await wang.says("我的邮箱是sam@example.com"))

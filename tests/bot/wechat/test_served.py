@@ -10,9 +10,8 @@ stamped with the current time. What Rasa made of a message is read through its H
 (conversation ids ``wechat:<openid>``); what the customer got is what reached the
 stand-in's ``/cgi-bin/message/custom/send``.
 
-English runs on the session's ``assistant_model`` (config.yml); Chinese on the bilingual
-model (marker ``bilingual``: ``RUN_BILINGUAL=1``, about 25 minutes of training unless
-``BILINGUAL_MODEL`` names an archive; see tests/conftest.py).
+Both languages run on the session's ``assistant_model`` (config.yml, bilingual); the
+Chinese test has the marker ``bilingual`` (``make test-chinese``).
 """
 
 from __future__ import annotations
@@ -86,15 +85,8 @@ def serve_wechat(model: Path, tmp_path_factory: pytest.TempPathFactory
 @pytest.fixture(scope="module")
 def wechat_served(assistant_model: Path,
                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """The English assistant (config.yml) behind the WeChat channel."""
+    """The assistant (config.yml, English and Chinese) behind the WeChat channel."""
     yield from serve_wechat(assistant_model, tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def wechat_bilingual(bilingual_model: Path,
-                     tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """The bilingual assistant (config.bilingual.yml) behind the WeChat channel."""
-    yield from serve_wechat(bilingual_model, tmp_path_factory)
 
 
 class WeChatUser:
@@ -261,8 +253,8 @@ def test_a_picture_gets_the_polite_answer_without_reaching_rasa(
 
 
 @pytest.mark.bilingual
-def test_a_chinese_order_status_conversation(wechat_bilingual: dict[str, Any]) -> None:
-    user = WeChatUser(wechat_bilingual)
+def test_a_chinese_order_status_conversation(wechat_served: dict[str, Any]) -> None:
+    user = WeChatUser(wechat_served)
 
     asked = "\n".join(user.say("我的订单48213到哪了？"))
     [question] = user.user_events()

@@ -47,7 +47,7 @@ def tail(process: subprocess.CompletedProcess, lines: int = 40) -> str:
 def train_assistant(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`make run`'s training step: `rasa train` (the sentiment model is shipped)."""
     for model in (SENTIMENT_MODEL, SENTIMENT_ZH_MODEL):
-        assert (model / "classifier.json").is_file(), f"the shipped sentiment model {model} is missing"
+        assert (model / "classifier.json").is_file(), f"the shipped model {model} is missing"
     out = tmp_path_factory.mktemp("rasa-model")
     trained = run(str(BIN / "rasa"), "train", "--fixed-model-name", "assistant", "--out",
                   str(out))

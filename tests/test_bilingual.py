@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect

@@ -189,8 +189,9 @@ def _truncate_in_model(model: Path, target: Path, component: str, file: str) -> 
     unpacked = target.parent / "unpacked"
     with tarfile.open(model) as archive:
         archive.extractall(unpacked, filter="data")
-    [victim] = [p for p in unpacked.rglob("*")
-                if component in p.parent.as_posix() and p.as_posix().endswith(file)]
+    # The first of the component's copies (config.yml has one SentimentAnalyzer per language).
+    victim = sorted(p for p in unpacked.rglob("*")
+                    if component in p.parent.as_posix() and p.as_posix().endswith(file))[0]
     victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 3])
     with tarfile.open(target, "w:gz") as archive:
         for path in sorted(unpacked.iterdir()):

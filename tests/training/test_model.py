@@ -103,7 +103,8 @@ def test_artifact_json_records_the_contract(tiny_artifact: Path) -> None:
     [
         (lambda d: (d / ARTIFACT_FILE).unlink(), "classifier.json is missing"),
         (lambda d: (d / ARTIFACT_FILE).write_text("{trunc"), "is not valid JSON"),
-        (lambda d: (d / ARTIFACT_FILE).write_text('{"task": "intent"}'), "lacks labels, max_length"),
+        (lambda d: (d / ARTIFACT_FILE).write_text('{"task": "intent"}'),
+         "lacks labels, max_length"),
         (lambda d: (d / HEAD_FILE).unlink(), "classifier_head.safetensors is missing"),
         (lambda d: (d / HEAD_FILE).write_bytes((d / HEAD_FILE).read_bytes()[:40]),
          "cannot be loaded"),
